@@ -1,0 +1,66 @@
+# corescale: every entry point a person or CI types. Recipes stay thin: the
+# work lives in hack/ (cluster, image, install) and bench/ (benchmarks).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export CORESCALE_CACHE ?= $(HOME)/.cache/corescale
+export PATH := $(CORESCALE_CACHE)/bin:$(PATH)
+
+.PHONY: help deps venv lint unit test-worker e2e test cluster cluster-down kubeconfig \
+        image up down bench bench-worker bench-operator clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the cluster, image and benchmarks need
+	hack/deps.sh
+
+venv: $(VENV)/.installed ## the Python virtualenv with corescale installed editable
+$(VENV)/.installed: pyproject.toml
+	hack/venv.sh $(VENV)
+	@touch $@
+
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	hack/typecheck.sh $(VENV)
+
+unit: venv ## unit tests only (no cluster, no worker processes)
+	$(PY) -m pytest -m "not e2e and not worker"
+
+test-worker: venv ## worker tests: real processes on real sockets
+	$(PY) -m pytest -m worker
+
+e2e: venv cluster image ## end-to-end tests on the cluster
+	$(PY) -m pytest -m e2e
+
+test: deps venv lint cluster image ## everything: lint, unit, worker and end-to-end tests
+	$(PY) -m pytest
+
+cluster: deps ## build (once) and start the local single-node cluster
+	hack/cluster.sh up
+
+cluster-down: ## stop the local cluster and remove everything it left
+	hack/cluster.sh down
+
+kubeconfig: ## print the local cluster's kubeconfig path
+	@hack/cluster.sh kubeconfig
+
+image: deps ## build the corescale image and load it into the node
+	hack/image.sh
+
+up: deps venv ## the cluster of the current context (or the local one), the image, the operator and the example
+	hack/up.sh
+
+down: ## uninstall the operator and the example (the cluster stays)
+	hack/up.sh down
+
+bench: bench-worker bench-operator ## every benchmark: tables and plots under bench/results
+
+bench-worker: deps venv ## worker benchmark: corescale vs gunicorn vs node cluster, with wrk
+	bench/worker/run.sh
+
+bench-operator: venv cluster image ## operator timings on the cluster
+	$(PY) -m bench.operator
+
+clean: ## remove build output (the Go cache under $(CORESCALE_CACHE) stays)
+	rm -rf build dist *.egg-info

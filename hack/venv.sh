@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates the project's virtualenv and installs corescale (editable) with the
+# development extras. Idempotent: an existing venv is reused and updated.
+set -euo pipefail
+venv=${1:-.venv}
+cd "$(dirname "$0")/.."
+if [[ ! -x $venv/bin/python ]]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel
+"$venv/bin/python" -m pip install -q -e '.[dev]'

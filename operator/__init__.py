@@ -1,0 +1,1 @@
+"""corescale.operator: reconciles CoreCluster resources into one-CPU worker pods."""

@@ -1,0 +1,1 @@
+"""corescale.worker: serves an aiohttp application as one process or as a prefork master."""
