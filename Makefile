@@ -60,7 +60,7 @@ bench-worker: deps venv ## worker benchmark: corescale vs gunicorn vs node clust
 	bench/worker/run.sh
 
 bench-operator: venv cluster image ## operator timings on the cluster
-	$(PY) -m bench.operator
+	$(PY) bench/operator/run.py
 
 clean: ## remove build output (the Go cache under $(CORESCALE_CACHE) stays)
 	rm -rf build dist *.egg-info
