@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# `make up`: from a fresh clone to a serving CoreCluster in one command.
+#   1. the cluster: the current kube context if its API server answers,
+#      otherwise the local cluster (hack/cluster.sh up, built on first use);
+#   2. the image corescale:dev, built and loaded where that cluster finds it;
+#   3. the operator, installed or upgraded with the Helm chart;
+#   4. the example CoreCluster (manifests/cluster.yaml), waited for until
+#      Ready, then how to reach it, follow the log, and tear it all down.
+# `make down` (hack/up.sh down) removes what `make up` installed; the
+# cluster itself stays (`make cluster-down` stops the local one).
+#
+# Settings (environment):
+#   CORESCALE_NAMESPACE  namespace of the example CoreCluster (default: default)
+#   CORESCALE_IMAGE      an image the cluster can pull, instead of building
+#                        corescale:dev (needed for a context that is neither
+#                        the local cluster nor kind)
+#   CORESCALE_HELM_ARGS  extra arguments for `helm upgrade --install`
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+LOG_TAG=up
+
+RELEASE=corescale
+OPERATOR_NS=corescale-system
+EXAMPLE_NS=${CORESCALE_NAMESPACE:-default}
+EXAMPLE=hello
+CHART=$ROOT/charts/corescale
+READY_TIMEOUT=${CORESCALE_READY_TIMEOUT:-300s}
+mkdir -p "$BIN"
+export PATH=$BIN:$PATH
+
+# api_answers: true when kubectl has a current context whose API server says
+# it is ready. A missing kubeconfig must not fall back to localhost:8080, so
+# the context is checked first.
+api_answers() {
+  command -v kubectl >/dev/null || return 1
+  kubectl config current-context >/dev/null 2>&1 || return 1
+  kubectl get --raw=/readyz --request-timeout=5s >/dev/null 2>&1
+}
+
+# is_local_cluster: true when the current context talks to the local cluster
+# (someone exported its KUBECONFIG), whose node takes images from hack/image.sh.
+is_local_cluster() {
+  "$ROOT/hack/cluster.sh" status >/dev/null 2>&1 || return 1
+  local server='{.clusters[0].cluster.server}' local_kubeconfig
+  local_kubeconfig=$("$ROOT/hack/cluster.sh" kubeconfig)
+  [[ $(kubectl config view --minify -o jsonpath="$server") == \
+    "$(kubectl --kubeconfig "$local_kubeconfig" config view --minify -o jsonpath="$server")" ]]
+}
+
+# use_cluster: points KUBECONFIG at the cluster to install into and sets
+# LOCAL=1 when that is the local cluster.
+use_cluster() {
+  LOCAL=0
+  if api_answers; then
+    log "using the current context $(kubectl config current-context)"
+    is_local_cluster && LOCAL=1
+    return
+  fi
+  log "no current context answers; starting the local cluster (hack/cluster.sh up)"
+  "$ROOT/hack/cluster.sh" up
+  KUBECONFIG=$("$ROOT/hack/cluster.sh" kubeconfig)
+  export KUBECONFIG
+  LOCAL=1
+}
+
+# need_helm: helm from PATH or the cache; the local cluster's build puts it
+# there, and for any other cluster it is built alone at the pinned version
+# from the Go module proxy (a minute or two), never downloaded as a release.
+need_helm() {
+  command -v helm >/dev/null && return
+  command -v go >/dev/null || die "helm is not on PATH and Go is missing to build it"
+  log "building helm $HELM_VERSION from the Go module proxy into $BIN"
+  local m=helm.sh/helm/v3
+  GOBIN=$BIN GOFLAGS=-buildvcs=false GOWORK=off nice -n 10 \
+    go install -trimpath -ldflags "-X $m/internal/version.version=$HELM_VERSION" \
+    "$m/cmd/helm@$HELM_VERSION"
+}
+
+# load_image: builds and loads the image, and sets IMAGE_VALUES to the Helm
+# arguments that make the operator (and so the workers) run it.
+load_image() {
+  IMAGE_VALUES=()
+  if [[ -n ${CORESCALE_IMAGE:-} ]]; then
+    log "using the image $CORESCALE_IMAGE (CORESCALE_IMAGE)"
+    IMAGE_VALUES=(--set "image.repository=${CORESCALE_IMAGE%:*}" --set "image.tag=${CORESCALE_IMAGE##*:}")
+    return
+  fi
+  local context
+  context=$(kubectl config current-context)
+  if ((LOCAL)); then
+    "$ROOT/hack/image.sh"
+  elif [[ $context == kind-* ]] && command -v kind >/dev/null && command -v docker >/dev/null; then
+    log "building corescale:dev with docker and loading it into kind cluster ${context#kind-}"
+    docker build -t corescale:dev "$ROOT"
+    kind load docker-image corescale:dev --name "${context#kind-}"
+  else
+    die "cannot load an image into context $context: push one the cluster can pull and set CORESCALE_IMAGE=repository:tag"
+  fi
+}
+
+# adopt_crds: the chart owns the CRDs, but they may exist already (applied by
+# `kubectl apply -k manifests/` or by the tests). Helm installs over an
+# object only when it carries the release's ownership marks, so CRDs without
+# an owner are marked; CRDs of another release are left alone (helm then
+# fails and says so).
+adopt_crds() {
+  local crd owner
+  for crd in $(kubectl create --dry-run=client -k "$ROOT/manifests/crd" -o name); do
+    crd=${crd#*/}
+    owner=$(kubectl get crd "$crd" --ignore-not-found \
+      -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}{"/"}{.metadata.name}')
+    [[ -n $owner && $owner == /* ]] || continue
+    log "adopting the existing CRD $crd into release $RELEASE"
+    kubectl label crd "$crd" --overwrite app.kubernetes.io/managed-by=Helm >/dev/null
+    kubectl annotate crd "$crd" --overwrite meta.helm.sh/release-name=$RELEASE \
+      meta.helm.sh/release-namespace=$OPERATOR_NS >/dev/null
+  done
+}
+
+up() {
+  local t0=$SECONDS
+  use_cluster
+  need_helm
+  load_image
+
+  # The operator's namespace enforces the restricted Pod Security level; it
+  # comes from the same file `kubectl apply -k manifests/` uses.
+  kubectl apply -f "$ROOT/manifests/manager/namespace.yaml" >/dev/null
+  adopt_crds
+  log "installing the operator: helm upgrade --install $RELEASE -n $OPERATOR_NS"
+  # shellcheck disable=SC2086 # CORESCALE_HELM_ARGS is a list of arguments
+  helm upgrade --install "$RELEASE" "$CHART" --namespace "$OPERATOR_NS" \
+    "${IMAGE_VALUES[@]}" ${CORESCALE_HELM_ARGS:-} --wait --timeout 5m >/dev/null
+  # --wait on a Recreate Deployment returns once the pod is ready; a rollout
+  # that replaced the image is confirmed explicitly.
+  kubectl -n "$OPERATOR_NS" rollout status "deployment/$RELEASE-operator" --timeout=5m >&2
+
+  log "applying the example CoreCluster $EXAMPLE in namespace $EXAMPLE_NS"
+  kubectl create namespace "$EXAMPLE_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl -n "$EXAMPLE_NS" apply -f "$ROOT/manifests/cluster.yaml" >/dev/null
+  if ! kubectl -n "$EXAMPLE_NS" wait --for=condition=Ready "corecluster/$EXAMPLE" \
+    --timeout="$READY_TIMEOUT" >/dev/null; then
+    kubectl -n "$EXAMPLE_NS" describe "corecluster/$EXAMPLE" >&2 || true
+    kubectl -n "$OPERATOR_NS" logs "deployment/$RELEASE-operator" --tail=40 >&2 || true
+    die "corecluster/$EXAMPLE did not become Ready within $READY_TIMEOUT"
+  fi
+  kubectl -n "$EXAMPLE_NS" get "corecluster/$EXAMPLE"
+  report $((SECONDS - t0))
+}
+
+# report SECONDS: how to reach the example, follow the log and tear down.
+report() {
+  local ip port ns_flag="" answer=""
+  [[ $EXAMPLE_NS == default ]] || ns_flag=" -n $EXAMPLE_NS"
+  ip=$(kubectl -n "$EXAMPLE_NS" get "service/$EXAMPLE" -o jsonpath='{.spec.clusterIP}')
+  port=$(kubectl -n "$EXAMPLE_NS" get "service/$EXAMPLE" -o jsonpath='{.spec.ports[0].port}')
+  # The local cluster's kube-proxy runs on this host, so the Service's
+  # ClusterIP answers here; elsewhere only port-forward does.
+  if ((LOCAL)) && command -v curl >/dev/null; then
+    answer=$(curl -fsS --max-time 5 "http://$ip:$port/" 2>/dev/null || true)
+  fi
+  cat <<EOF
+
+corescale is up (took ${1}s). corecluster/$EXAMPLE is Ready in namespace $EXAMPLE_NS.
+$( ((LOCAL)) && printf '\n  export KUBECONFIG=%s\n' "$KUBECONFIG")
+Reach it:
+EOF
+  if [[ -n $answer ]]; then
+    printf '  curl http://%s:%s/        # the Service, from this host (answered: %s)\n' \
+      "$ip" "$port" "${answer%%$'\n'*}"
+  fi
+  cat <<EOF
+  kubectl$ns_flag port-forward service/$EXAMPLE 8080:$port &
+  curl http://127.0.0.1:8080/
+Scale it:
+  kubectl$ns_flag scale corecluster/$EXAMPLE --replicas=4
+Follow the operator's log:
+  kubectl -n $OPERATOR_NS logs -f deployment/$RELEASE-operator
+Tear it down:
+  make down            # the example and the operator; the cluster stays
+EOF
+  if ((LOCAL)); then
+    echo "  make cluster-down    # stop the local cluster as well"
+  fi
+}
+
+down() {
+  # The cluster `make up` chose: the current context if it answers,
+  # otherwise the local cluster if it runs.
+  if api_answers; then
+    log "using the current context $(kubectl config current-context)"
+  elif "$ROOT/hack/cluster.sh" status >/dev/null 2>&1; then
+    KUBECONFIG=$("$ROOT/hack/cluster.sh" kubeconfig)
+    export KUBECONFIG
+  else
+    log "no cluster answers: nothing to remove"
+    return
+  fi
+  # The example goes first, while the operator still runs to let it go.
+  kubectl -n "$EXAMPLE_NS" delete -f "$ROOT/manifests/cluster.yaml" --ignore-not-found --wait=true \
+    --timeout=2m >/dev/null || log "the example could not be deleted cleanly"
+  if command -v helm >/dev/null && helm status "$RELEASE" -n "$OPERATOR_NS" >/dev/null 2>&1; then
+    helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait --timeout 2m >/dev/null
+    log "uninstalled release $RELEASE (the CRDs stay: crds.keep)"
+  fi
+  kubectl delete namespace "$OPERATOR_NS" --ignore-not-found --wait=false >/dev/null
+  log "removed the example and the operator"
+}
+
+case ${1:-up} in
+  up) up ;;
+  down) down ;;
+  *) die "usage: $0 [up|down]" ;;
+esac
