@@ -31,3 +31,18 @@ stamp_set() {
   mkdir -p "$STAMPS"
   printf '%s\n' "$2" >"$STAMPS/$1"
 }
+
+# Images are built with buildah: no daemon to start and stop, and nothing
+# touching iptables (dockerd would set the FORWARD policy to DROP and break
+# pod traffic on the CNI bridge). Its storage lives in the cache so images
+# survive between runs; its run state lives with the cluster's.
+IMAGES=$CORESCALE_CACHE/images
+bah() {
+  buildah --root "$CORESCALE_CACHE/containers/storage" --runroot /run/corescale/buildah \
+    --storage-driver overlay "$@"
+}
+
+# Names the node's containerd knows the registry-less images by. Pods use
+# the short forms (corescale-base:bookworm) with imagePullPolicy IfNotPresent.
+PAUSE_IMAGE=docker.io/library/corescale-pause:1
+BASE_IMAGE_REF=docker.io/library/corescale-base:$BASE_SUITE

@@ -139,6 +139,13 @@ build_runc() {
     "-X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc
 }
 
+build_crictl() {
+  # crictl removes every pod through the CRI when the cluster stops, so the
+  # CNI plugins release addresses and veths as they do in normal operation.
+  build_module crictl sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION" 0 "" \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
+}
+
 build_helm() {
   local m=helm.sh/helm/v3
   build_module helm $m "$HELM_VERSION" 0 "" "-X $m/internal/version.version=$HELM_VERSION" $m/cmd/helm
@@ -149,6 +156,7 @@ main() {
   build_kubernetes
   build_containerd
   build_runc
+  build_crictl
   build_etcd
   build_helm
   log "all binaries in $BIN (took $((SECONDS - t0))s)"

@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# The local single-node Kubernetes cluster: built from source through the Go
+# module proxy (hack/cluster/build.sh) and run as host processes, the way
+# Kubernetes' own hack/local-up-cluster.sh does.
+#
+#   hack/cluster.sh up          build what is missing, start, wait until a
+#                               Service routes to a pod (no-op when healthy)
+#   hack/cluster.sh down        stop and remove every process, mount, link and
+#                               iptables rule of the cluster
+#   hack/cluster.sh status      exit 0 when the cluster is up and healthy
+#   hack/cluster.sh kubeconfig  print the admin kubeconfig's path
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$ROOT/hack/cluster/env.sh"
+source "$ROOT/hack/cluster/pki.sh"
+source "$ROOT/hack/cluster/clean.sh"
+LOG_TAG=cluster
+export PATH=$BIN:$PATH
+
+kc() {
+  kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"
+}
+
+on_error() {
+  log "FAILED (line $1). Logs of every component: $LOGS"
+}
+
+# start NAME ARGS...: runs our binary NAME in its own session (so that the
+# caller's Ctrl-C or exit does not reach it) with its output in LOGS/NAME.log.
+start() {
+  local name=$1
+  shift
+  log "starting $name"
+  printf '\n===== %s %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
+  setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  printf '%s\n' "$!" >"$RUN/$name.pid"
+}
+
+# wait_until WHAT SECONDS CMD...: polls CMD until it succeeds; fails naming
+# the component log to read if it never does, or if a component died.
+wait_until() {
+  local what=$1 timeout=$2 c
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    for c in "${COMPONENTS[@]}"; do
+      if [[ -f $RUN/$c.pid ]] && ! pid_of "$c" >/dev/null; then
+        die "$c exited while waiting for $what; see $LOGS/$c.log"
+      fi
+    done
+    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
+    sleep 0.5
+  done
+}
+
+prepare_host() {
+  [[ $(id -u) == 0 ]] || die "the local cluster runs kubelet and containerd: run as root"
+  # Built into some kernels, modules in others; either way they must work.
+  modprobe -q overlay 2>/dev/null || true
+  modprobe -q br_netfilter 2>/dev/null || true
+  sysctl -qw net.ipv4.ip_forward=1
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
+    || die "bridge netfilter is missing (modprobe br_netfilter): Services cannot route between pods"
+  mkdir -p "$LOGS" "$VAR" "$RUN" "$CONF" "$CONTAINERD_ROOT"
+  ip link add "$NODE_IF" type dummy
+  ip addr add "$NODE_IP/32" dev "$NODE_IF"
+  ip link set "$NODE_IF" up
+  ip route add "$SERVICE_CIDR" dev "$NODE_IF" src "$NODE_IP"
+  # The CNI bridge plugin adopts an existing bridge; creating it here gives
+  # the pod network a route before the first pod exists.
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$POD_GATEWAY/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+}
+
+write_configs() {
+  cat >"$CONF/net.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "corescale",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$POD_GATEWAY"}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": "$RUN/ipam"
+      }
+    }
+  ]
+}
+JSON
+  mkdir -p "$CONF/net.d"
+  mv "$CONF/net.conflist" "$CONF/net.d/10-corescale.conflist"
+
+  cat >"$CONF/containerd.toml" <<TOML
+version = 3
+root = "$CONTAINERD_ROOT"
+state = "$RUN/containerd"
+
+[grpc]
+  address = "$CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$CONTAINERD_SOCK.ttrpc"
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '$PAUSE_IMAGE'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    # Network namespaces under our state dir, so cleanup finds them.
+    netns_mounts_under_state_dir = true
+    enable_cdi = false
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = 'io.containerd.runc.v2'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = '$BIN/runc'
+        SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['/usr/lib/cni']
+      conf_dir = '$CONF/net.d'
+      use_internal_loopback = true
+
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = '127.0.0.1'
+
+  [plugins.'io.containerd.nri.v1.nri']
+    disable = true
+TOML
+
+  cat >"$CONF/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# This machine has cgroup v1 only; kubelet 1.35+ refuses it unless told.
+failCgroupV1: false
+# No systemd here: the kubelet and runc manage cgroupfs directly.
+cgroupDriver: cgroupfs
+cgroupRoot: /
+cgroupsPerQOS: true
+enforceNodeAllocatable: [pods]
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+address: 0.0.0.0
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $PKI/kubelet-serving.crt
+tlsPrivateKeyFile: $PKI/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+failSwapOn: false
+# The images here cannot be pulled again (there is no registry): never
+# garbage-collect them, and evict only when the machine is nearly full.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  nodefs.inodesFree: 1%
+  imagefs.available: 1%
+serializeImagePulls: false
+podLogsDir: $VAR/pod-logs
+resolvConf: /etc/resolv.conf
+YAML
+
+  cat >"$CONF/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+hostnameOverride: $NODE_NAME
+clusterCIDR: $CLUSTER_CIDR
+clientConnection:
+  kubeconfig: $PKI/kube-proxy.kubeconfig
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+# Leave the machine's conntrack settings alone (zero means "do not set").
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+YAML
+}
+
+start_control_plane() {
+  start etcd --name corescale --data-dir "$VAR/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster corescale=http://127.0.0.1:2380 \
+    --unsafe-no-fsync --log-level warn
+  wait_until "etcd" 60 curl -fsS http://127.0.0.1:2379/health
+
+  start kube-apiserver \
+    --etcd-servers http://127.0.0.1:2379 \
+    --bind-address 0.0.0.0 --secure-port "$API_PORT" --advertise-address "$NODE_IP" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,Priority,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ResourceQuota,NodeRestriction,PodSecurity \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
+    --allow-privileged=true --v 1
+  wait_until "kube-apiserver to be ready" 120 kc get --raw /readyz
+
+  start kube-controller-manager \
+    --kubeconfig "$PKI/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
+    --use-service-account-credentials \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --leader-elect=false --bind-address 127.0.0.1 --v 1
+  start kube-scheduler \
+    --kubeconfig "$PKI/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$PKI/scheduler.kubeconfig" \
+    --leader-elect=false --bind-address 127.0.0.1 --v 1
+}
+
+# import_images: the sandbox and base images into containerd's k8s.io
+# namespace, unless an earlier run left them in the (kept) image store.
+import_images() {
+  local have ref tar
+  have=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q)
+  for ref in "$PAUSE_IMAGE=pause" "$BASE_IMAGE_REF=base"; do
+    tar=$IMAGES/${ref#*=}.tar
+    ref=${ref%=*}
+    grep -qxF "$ref" <<<"$have" && continue
+    log "importing $ref into containerd"
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >/dev/null
+  done
+}
+
+start_node() {
+  start containerd --config "$CONF/containerd.toml"
+  wait_until "containerd" 60 ctr --address "$CONTAINERD_SOCK" version
+  # Pods that an earlier, crashed run left in containerd's store.
+  crictl --runtime-endpoint "unix://$CONTAINERD_SOCK" rmp -af >/dev/null 2>&1 || true
+  import_images
+  start kubelet --config "$CONF/kubelet.yaml" --kubeconfig "$PKI/kubelet.kubeconfig" \
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$VAR/kubelet" --v 1
+  start kube-proxy --config "$CONF/kube-proxy.yaml" --v 1
+  wait_until "the node to register" 120 kc get node "$NODE_NAME"
+  wait_until "the node to be Ready" 120 kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+}
+
+# smoke_test: a pod behind a Service, called from the host through its
+# ClusterIP, proves scheduling, the runtime, CNI and kube-proxy together.
+smoke_test() {
+  local ns=kube-system
+  wait_until "the kube-system ServiceAccount" 60 kc -n "$ns" get serviceaccount default
+  kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: corescale-smoke
+  labels: {app: corescale-smoke}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: $BASE_IMAGE_REF
+    imagePullPolicy: IfNotPresent
+    command: [python3, -m, http.server, "8080"]
+    resources: {requests: {cpu: 10m, memory: 16Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: corescale-smoke
+spec:
+  selector: {app: corescale-smoke}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+  local ip
+  ip=$(kc -n "$ns" get service corescale-smoke -o jsonpath='{.spec.clusterIP}')
+  wait_until "Service $ip to route to a pod" 120 curl -fsS -m 2 "http://$ip/"
+  kc -n "$ns" delete pod/corescale-smoke service/corescale-smoke --wait=false >/dev/null
+  log "Service $ip routed to a pod"
+}
+
+healthy() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    pid_of "$c" >/dev/null || return 1
+  done
+  kc get --raw /readyz >/dev/null 2>&1 || return 1
+  [[ $(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+}
+
+up() {
+  if healthy; then
+    log "already running"
+  else
+    local t0=$SECONDS
+    trap 'on_error $LINENO' ERR
+    "$ROOT/hack/cluster/build.sh"
+    "$ROOT/hack/images/build.sh"
+    clean_all
+    prepare_host
+    make_pki
+    cp "$PKI/admin.kubeconfig" "$KUBECONFIG_PATH"
+    write_configs
+    start_control_plane
+    start_node
+    smoke_test
+    trap - ERR
+    log "cluster ready in $((SECONDS - t0))s; logs in $LOGS"
+  fi
+  printf 'export KUBECONFIG=%s\n' "$KUBECONFIG_PATH"
+}
+
+down() {
+  # Remove pods through the CRI first, so CNI releases veths and addresses
+  # the normal way; clean_all then catches whatever is left.
+  if pid=$(pid_of kubelet); then
+    stop_pid "$pid"
+  fi
+  if pid_of containerd >/dev/null; then
+    timeout 60 crictl --runtime-endpoint "unix://$CONTAINERD_SOCK" rmp -af >/dev/null 2>&1 || true
+  fi
+  clean_all
+  log "stopped; logs of the last run kept in $LOGS"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) healthy ;;
+  kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
+  *)
+    echo "usage: $0 up|down|status|kubeconfig" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,37 @@
+# Layout and addresses of the local cluster, shared by hack/cluster.sh and
+# its helpers. Sourced after hack/lib.sh.
+# shellcheck shell=bash
+
+CS=$CORESCALE_CACHE/cluster
+# Kept between runs: certificates (regenerated when missing), containerd's
+# image store (the imported images survive `make cluster-down`), the logs of
+# the last run (for reading after a failure) and the kubeconfig.
+PKI=$CS/pki
+CONTAINERD_ROOT=$CS/containerd
+LOGS=$CS/logs
+KUBECONFIG_PATH=$CS/kubeconfig
+# Wiped by every start and stop: etcd's data, the kubelet's pods, pod logs,
+# generated configuration, and run state (pid files, sockets, containerd's
+# task state, pod network namespaces).
+VAR=$CS/var
+CONF=$CS/conf
+RUN=/run/corescale
+CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+
+NODE_NAME=corescale-node
+# The node's address lives on a dummy interface of our own, so pods reach
+# the API server (through the kubernetes Service) without it listening on
+# any of the machine's real addresses' networks, and so that addresses in
+# the Service range that have no rule end on that interface, not on eth0.
+NODE_IF=cs-node0
+NODE_IP=10.245.0.1
+BRIDGE=cs-br0
+POD_CIDR=10.244.0.0/24
+POD_GATEWAY=10.244.0.1
+CLUSTER_CIDR=10.244.0.0/16
+SERVICE_CIDR=10.96.0.0/16
+API_SERVICE_IP=10.96.0.1
+API_PORT=6443
+
+# Host processes of the cluster, in start order; stopped in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
