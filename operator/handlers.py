@@ -1,0 +1,207 @@
+"""The kopf handlers: thin wiring from events to :class:`Reconciler`.
+
+What wakes a reconcile:
+
+* the CoreCluster is created, changed (including ``kubectl scale`` and the
+  HPA, which change ``spec.replicas``) or found at startup (resume);
+* any event on a child (Deployment, Service, PodDisruptionBudget, or a pod):
+  this repairs drift within seconds and keeps the status current;
+* a timer every ``CORESCALE_RESYNC_SECONDS`` as a safety net.
+
+The children are read from kopf indexes, in-memory views that kopf keeps
+current from its watches, so a reconcile that finds nothing to change makes
+no API call at all. Handlers are registered by :func:`register` rather than
+by decorators at import, so importing this module has no side effects and
+the resync interval can come from the settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from corescale.operator import kube, render, status
+from corescale.operator.kube import KubeError
+from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler
+from corescale.operator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CORECLUSTERS = (render.GROUP, render.VERSION, "coreclusters")
+CHILDREN: dict[str, tuple[str, ...]] = {
+    "deployments": ("apps", "v1", "deployments"),
+    "services": ("v1", "services"),
+    "budgets": ("policy", "v1", "poddisruptionbudgets"),
+    "pods": ("v1", "pods"),
+}
+OURS: dict[str, Any] = {
+    "app.kubernetes.io/managed-by": render.MANAGED_BY,
+    render.CLUSTER_LABEL: kopf.PRESENT,
+}
+Key = tuple[str, str]
+
+
+def _trimmed(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict[str, Any]:
+    """A plain copy of a watched object, without the bulky managedFields."""
+    plain = {key: value for key, value in body.items() if key != "metadata"}
+    metadata = dict(body.get("metadata", {}))
+    if not keep_managed_fields:
+        metadata.pop("managedFields", None)
+    return plain | {"metadata": metadata}
+
+
+def _pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what status.pod_problems reads, so thousands of pods cost little memory."""
+    pod_status = body.get("status") or {}
+    return {
+        "metadata": {"name": body["metadata"]["name"]},
+        "status": {
+            "conditions": pod_status.get("conditions") or [],
+            "containerStatuses": pod_status.get("containerStatuses") or [],
+        },
+    }
+
+
+def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key:
+    return (namespace or "", labels[render.CLUSTER_LABEL])
+
+
+def cc_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    return {(kwargs["namespace"], kwargs["name"]): _trimmed(kwargs["body"], True)}
+
+
+def deployment_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    return {_child_key(kwargs["namespace"], kwargs["labels"]): _trimmed(kwargs["body"])}
+
+
+def service_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    return {_child_key(kwargs["namespace"], kwargs["labels"]): _trimmed(kwargs["body"])}
+
+
+def budget_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    return {_child_key(kwargs["namespace"], kwargs["labels"]): _trimmed(kwargs["body"])}
+
+
+def pod_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    return {_child_key(kwargs["namespace"], kwargs["labels"]): _pod_summary(kwargs["body"])}
+
+
+def observed(key: Key, kwargs: Mapping[str, Any]) -> status.Observed:
+    """The children of one CoreCluster, from the indexes kopf passes to every handler."""
+    name = key[1]
+    deployments = {
+        d["metadata"]["labels"].get(render.MODE_LABEL, ""): d
+        for d in kwargs["deployment_index"].get(key, ())
+        if d["metadata"]["name"].startswith(f"{name}-")
+    }
+    service = next((s for s in kwargs["service_index"].get(key, ())
+                    if s["metadata"]["name"] == name), None)
+    budget = next((b for b in kwargs["budget_index"].get(key, ())
+                   if b["metadata"]["name"] == name), None)
+    return status.Observed(
+        deployments=deployments,
+        service=service,
+        disruption_budget=budget,
+        pods=list(kwargs["pod_index"].get(key, ())),
+    )
+
+
+def _reconciler(memo: kopf.Memo) -> Reconciler:
+    reconciler: Reconciler = memo["reconciler"]
+    return reconciler
+
+
+async def on_startup(**kwargs: Any) -> None:
+    """Tune kopf, connect to the API and make sure the peering object exists."""
+    settings: kopf.OperatorSettings = kwargs["settings"]
+    memo: kopf.Memo = kwargs["memo"]
+    ours: Settings = memo["settings"]
+    # Keep kopf's bookkeeping in annotations: the CRD's structural schema
+    # would prune anything kopf wrote under .status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="corescale.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="corescale.io", key="last-handled-configuration"
+    )
+    # The operator posts its own events; kopf adds only warnings and errors.
+    settings.posting.level = logging.WARNING
+    settings.peering.stealth = True
+    api = kube.Kube(await kube.connect())
+    if ours.peering:
+        await api.ensure_peering(ours.peering, ours.namespaces)
+    memo["reconciler"] = Reconciler(api, ours)
+    scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
+    log.info("watching CoreClusters in %s; default worker image %s; %s", scope,
+             ours.worker_image,
+             f"peering {ours.peering!r} with priority {ours.priority}" if ours.peering
+             else "standalone (no peering)")
+
+
+async def on_cleanup(**kwargs: Any) -> None:
+    if "reconciler" in kwargs["memo"]:
+        await _reconciler(kwargs["memo"]).kube.close()
+
+
+async def on_corecluster(**kwargs: Any) -> None:
+    """Create, update, resume: reconcile, and let kopf retry what may pass."""
+    body: kopf.Body = kwargs["body"]
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    try:
+        outcome = await _reconciler(kwargs["memo"]).reconcile(body, observed(key, kwargs))
+    except KubeError as exc:
+        outcome = Outcome(exc.message, exc.transient)
+    if outcome.error and outcome.transient:
+        raise kopf.TemporaryError(outcome.error, delay=TRANSIENT_DELAY)
+    if outcome.error:
+        raise kopf.PermanentError(outcome.error)
+
+
+async def on_resync(**kwargs: Any) -> None:
+    """The safety net: reconcile, and only log failures (the next tick retries)."""
+    body: kopf.Body = kwargs["body"]
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    try:
+        await _reconciler(kwargs["memo"]).reconcile_soon(body, observed(key, kwargs))
+    except KubeError as exc:
+        log.warning("%s/%s: resync failed: %s", *key, exc.message)
+
+
+async def on_corecluster_event(**kwargs: Any) -> None:
+    """Forget a deleted CoreCluster; its children go by their ownerReferences."""
+    namespace, name, memo = kwargs["namespace"], kwargs["name"], kwargs["memo"]
+    if kwargs["type"] == "DELETED" and "reconciler" in memo:
+        _reconciler(memo).forget((namespace, name))
+        log.info("%s/%s: deleted; Kubernetes removes its children", namespace, name)
+
+
+async def on_child_event(**kwargs: Any) -> None:
+    """A child changed or vanished: reconcile its CoreCluster (drift and status)."""
+    memo = kwargs["memo"]
+    if "reconciler" not in memo:
+        return
+    key = _child_key(kwargs["namespace"], kwargs["labels"])
+    for owner in kwargs["cc_index"].get(key, ()):
+        try:
+            await _reconciler(memo).reconcile_soon(owner, observed(key, kwargs))
+        except KubeError as exc:
+            log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    """Attach every handler to ``registry``."""
+    kopf.on.startup(registry=registry)(on_startup)
+    kopf.on.cleanup(registry=registry)(on_cleanup)
+    kopf.index(*CORECLUSTERS, registry=registry)(cc_index)
+    kopf.index(*CHILDREN["deployments"], labels=OURS, registry=registry)(deployment_index)
+    kopf.index(*CHILDREN["services"], labels=OURS, registry=registry)(service_index)
+    kopf.index(*CHILDREN["budgets"], labels=OURS, registry=registry)(budget_index)
+    kopf.index(*CHILDREN["pods"], labels=OURS, registry=registry)(pod_index)
+    for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
+        cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
+    kopf.timer(*CORECLUSTERS, interval=settings.resync_seconds,
+               initial_delay=settings.resync_seconds, registry=registry)(on_resync)
+    kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
+    for resource in CHILDREN.values():
+        kopf.on.event(*resource, labels=OURS, registry=registry)(on_child_event)
