@@ -191,8 +191,9 @@ def main() -> int:
         README.write_text(fresh)
         return 0
     if fresh != current:
-        sys.stderr.write("README.md's configuration reference is stale: "
-                         "run python hack/reference.py --write\n")
+        sys.stderr.write(
+            "README.md's configuration reference is stale: run python hack/reference.py --write\n"
+        )
         return 1
     return 0
 
