@@ -1,0 +1,101 @@
+"""The paths reserved in front of the user's app, and the per-request figures.
+
+/healthz, /readyz and /metrics share the app's port (docs/contract.md), so a
+pod has one port for traffic, probes and scraping. They are answered by the
+outermost middleware, before the user's own middlewares and routes, which
+also makes it the one place that times and counts every app request.
+Requests to the reserved paths are not counted: a probe every few seconds is
+not load, and the operator reads these figures to scale on load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from corescale.worker.metrics import SharedMetrics, Slot
+
+HEALTHZ, READYZ, METRICS = "/healthz", "/readyz", "/metrics"
+RESERVED = frozenset({HEALTHZ, READYZ, METRICS})
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# nginx's code for a request whose client went away before the answer.
+CLIENT_CLOSED = 499
+
+
+class Front:
+    """Readiness and counting for one serving process.
+
+    `ready` is what /readyz reports; `closing` makes every response carry
+    `Connection: close`, so that keep-alive clients move to another
+    connection (another pod, or another worker) before this one stops.
+    """
+
+    def __init__(self, metrics: SharedMetrics, slot: Slot, connections: Callable[[], int]) -> None:
+        self._metrics = metrics
+        self._slot = slot
+        self._connections = connections
+        self.ready = False
+        self.draining = False
+        self.closing = False
+
+    def reserved(self, path: str) -> web.Response:
+        """The answer for one of the reserved paths."""
+        if path == HEALTHZ:
+            return web.Response(text="ok\n")
+        if path == READYZ:
+            if self.ready and not self.draining:
+                return web.Response(text="ready\n")
+            reason = "draining" if self.draining else "starting"
+            return web.Response(status=503, text=f"{reason}\n")
+        self._slot.beat(self._connections())
+        return web.Response(
+            body=self._metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+        )
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answers reserved paths; times, counts and (when closing) closes the rest."""
+        path = request.path
+        if path in RESERVED:
+            response: web.StreamResponse = self.reserved(path)
+        else:
+            slot = self._slot
+            slot.request_started()
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+            except web.HTTPException as exc:
+                status = exc.status
+                if self.closing:
+                    exc.force_close()
+                raise
+            except asyncio.CancelledError:
+                status = CLIENT_CLOSED
+                raise
+            finally:
+                slot.request_finished(status, time.perf_counter() - started)
+        if self.closing:
+            response.force_close()
+        return response
+
+
+def bootstrap_app(front: Front) -> web.Application:
+    """What a single-mode process serves while the real app is being built.
+
+    The port is open from the start, so probes get an honest 503 "starting"
+    rather than a refused connection, and the liveness probe passes while a
+    slow async factory connects to its database.
+    """
+
+    async def starting(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="starting\n")
+
+    app = web.Application(middlewares=[front.middleware])
+    app.router.add_route("*", "/{tail:.*}", starting)
+    return app

@@ -1,0 +1,273 @@
+"""The pod's figures in one shared memory file, and their Prometheus text form.
+
+Every serving process owns one slot of a file-backed shared mapping (in
+CORESCALE_METRICS_DIR, an emptyDir on /tmp in Kubernetes) and updates it in
+place on each request: a few float additions, no locks, no system calls.
+Whichever process answers /metrics reads all slots, so one scrape tells the
+whole pod's load, each series carrying a `worker` label (the slot number).
+
+A slot outlives the process in it: a worker that replaces a dead one takes
+the same slot and keeps counting from where its predecessor stopped, so
+counters stay monotonic across restarts and the set of `worker` label values
+stays as small as the largest number of workers ever alive at once. The
+master adds a dead worker's final CPU time (from wait4's rusage) to the slot.
+
+The same slots carry what the prefork master and the balanced accept need:
+each worker's state, pid, heartbeat and open connections.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import logging
+import mmap
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "corescale-metrics.db"
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MAX_SLOTS = 256
+_MAGIC = 0x636F7265  # "core"
+
+# Offsets, in float64 units. Slots are page-aligned so that workers never
+# write to the same cache line or page.
+_HEADER = 512
+_SLOT = 1024
+_H_MAGIC, _H_SLOTS_USED, _H_WORKERS, _H_MASTER_CPU, _H_RESTARTS = range(5)
+_STATE, _PID, _HEARTBEAT, _CONNECTIONS, _IN_FLIGHT, _CPU_BASE, _CPU_NOW = range(7)
+_BUCKET0 = 16
+_SUM = _BUCKET0 + len(BUCKETS) + 1
+_COUNT = _SUM + 1
+_CODE0 = 48
+_LOWEST_CODE, _HIGHEST_CODE = 100, 599
+
+
+class SlotState(enum.IntEnum):
+    """Where a serving process is in its life; the balanced accept reads READY."""
+
+    FREE = 0
+    BOOTING = 1
+    READY = 2
+    DRAINING = 3
+    RETIRING = 4
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+class Slot:
+    """One serving process's own figures; the hot path of every request."""
+
+    __slots__ = ("_base", "_view", "index")
+
+    def __init__(self, view: memoryview[float], index: int) -> None:
+        self._view = view
+        self._base = _HEADER + index * _SLOT
+        self.index = index
+
+    def request_started(self) -> None:
+        """Counts a request as in flight."""
+        self._view[self._base + _IN_FLIGHT] += 1
+
+    def request_finished(self, status: int, seconds: float) -> None:
+        """Moves a request from in flight to the status and latency counters."""
+        view, base = self._view, self._base
+        view[base + _IN_FLIGHT] -= 1
+        view[base + _BUCKET0 + bisect.bisect_left(BUCKETS, seconds)] += 1
+        view[base + _SUM] += seconds
+        view[base + _COUNT] += 1
+        if _LOWEST_CODE <= status <= _HIGHEST_CODE:
+            view[base + _CODE0 + status - _LOWEST_CODE] += 1
+
+    @property
+    def state(self) -> SlotState:
+        return SlotState(int(self._view[self._base + _STATE]))
+
+    @state.setter
+    def state(self, value: SlotState) -> None:
+        self._view[self._base + _STATE] = float(value)
+
+    def beat(self, connections: int) -> None:
+        """Heartbeat for the master, plus the figures only this process can read."""
+        view, base = self._view, self._base
+        view[base + _HEARTBEAT] = time.monotonic()
+        view[base + _CONNECTIONS] = float(connections)
+        view[base + _CPU_NOW] = time.process_time()
+
+    def set_connections(self, connections: int) -> None:
+        self._view[self._base + _CONNECTIONS] = float(connections)
+
+
+class SharedMetrics:
+    """The shared mapping: a header and MAX_SLOTS slots, created by the first process."""
+
+    def __init__(self, directory: str | None) -> None:
+        size = (_HEADER + MAX_SLOTS * _SLOT) * 8
+        self._owned_dir: str | None = None
+        self.path: str | None = None
+        try:
+            if directory is None:
+                directory = tempfile.mkdtemp(prefix="corescale-metrics-")
+                self._owned_dir = directory
+            else:
+                os.makedirs(directory, exist_ok=True)
+            self.path = os.path.join(directory, FILE_NAME)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.ftruncate(fd, size)
+                self._map = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # Forked workers inherit an anonymous shared mapping just as well;
+            # only outside inspection of the file is lost.
+            log.warning(
+                "metrics folder %r is not usable (%s); keeping metrics in anonymous shared memory",
+                directory,
+                exc,
+            )
+            self.path = None
+            self._map = mmap.mmap(-1, size, mmap.MAP_SHARED)
+        self._view = memoryview(self._map).cast("d")
+        self._view[_H_MAGIC] = _MAGIC
+        self._view[_H_MASTER_CPU] = -1.0
+
+    def close(self) -> None:
+        """Unmaps the file and removes the private folder, if this process made one."""
+        self._view.release()
+        self._map.close()
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+
+    def slot(self, index: int) -> Slot:
+        return Slot(self._view, index)
+
+    def _at(self, index: int, field: int) -> float:
+        return self._view[_HEADER + index * _SLOT + field]
+
+    def _put(self, index: int, field: int, value: float) -> None:
+        self._view[_HEADER + index * _SLOT + field] = value
+
+    def claim(self, index: int, pid: int) -> None:
+        """Prepares a slot for a new process; its counters carry on from the last one."""
+        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW):
+            self._put(index, field, 0.0)
+        self._put(index, _PID, float(pid))
+        self._put(index, _HEARTBEAT, time.monotonic())
+        self._put(index, _STATE, float(SlotState.BOOTING))
+        self._view[_H_SLOTS_USED] = max(self._view[_H_SLOTS_USED], float(index + 1))
+
+    def release(self, index: int, cpu_seconds: float) -> None:
+        """Marks a slot's process dead, folding its final CPU time into the slot's total."""
+        self._put(index, _STATE, float(SlotState.FREE))
+        self._put(index, _CPU_BASE, self._at(index, _CPU_BASE) + cpu_seconds)
+        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW):
+            self._put(index, field, 0.0)
+
+    def set_pid(self, index: int, pid: int) -> None:
+        self._put(index, _PID, float(pid))
+
+    def state(self, index: int) -> SlotState:
+        return SlotState(int(self._at(index, _STATE)))
+
+    def heartbeat(self, index: int) -> float:
+        return self._at(index, _HEARTBEAT)
+
+    def set_workers(self, count: int) -> None:
+        self._view[_H_WORKERS] = float(count)
+
+    def set_master_cpu(self, seconds: float) -> None:
+        self._view[_H_MASTER_CPU] = seconds
+
+    def add_restart(self) -> None:
+        self._view[_H_RESTARTS] += 1
+
+    def ready_connections(self, exclude: int) -> Iterator[float]:
+        """Open connections of every READY slot but one: what a balanced accept compares with."""
+        view = self._view
+        for index in range(int(view[_H_SLOTS_USED])):
+            if index != exclude and self._at(index, _STATE) == SlotState.READY:
+                yield self._at(index, _CONNECTIONS)
+
+    def render(self) -> bytes:
+        """All slots in the Prometheus text exposition format (version 0.0.4)."""
+        used = [i for i in range(int(self._view[_H_SLOTS_USED])) if self._at(i, _PID)]
+        lines: list[str] = []
+
+        def family(name: str, kind: str, text: str) -> None:
+            lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        family("corescale_requests_total", "counter", "Requests answered, by status code.")
+        for i in used:
+            base = _HEADER + i * _SLOT + _CODE0
+            for offset in range(_HIGHEST_CODE - _LOWEST_CODE + 1):
+                count = self._view[base + offset]
+                if count:
+                    code = _LOWEST_CODE + offset
+                    lines.append(
+                        f'corescale_requests_total{{worker="{i}",code="{code}"}} {_number(count)}'
+                    )
+        family(
+            "corescale_request_duration_seconds",
+            "histogram",
+            "Time from the request's arrival in the app to its response.",
+        )
+        for i in used:
+            base = _HEADER + i * _SLOT
+            cumulative = 0.0
+            for b, bound in enumerate((*BUCKETS, float("inf"))):
+                cumulative += self._view[base + _BUCKET0 + b]
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(
+                    f'corescale_request_duration_seconds_bucket{{worker="{i}",le="{le}"}} '
+                    f"{_number(cumulative)}"
+                )
+            lines.append(
+                f'corescale_request_duration_seconds_sum{{worker="{i}"}} '
+                f"{_number(self._view[base + _SUM])}"
+            )
+            lines.append(
+                f'corescale_request_duration_seconds_count{{worker="{i}"}} '
+                f"{_number(self._view[base + _COUNT])}"
+            )
+        family("corescale_requests_in_flight", "gauge", "Requests being handled now.")
+        for i in used:
+            lines.append(
+                f'corescale_requests_in_flight{{worker="{i}"}} {_number(self._at(i, _IN_FLIGHT))}'
+            )
+        family("corescale_connections", "gauge", "Open client connections.")
+        for i in used:
+            lines.append(
+                f'corescale_connections{{worker="{i}"}} {_number(self._at(i, _CONNECTIONS))}'
+            )
+        family(
+            "corescale_process_cpu_seconds_total",
+            "counter",
+            "CPU time (user and system) of the serving processes and the master.",
+        )
+        for i in used:
+            cpu = self._at(i, _CPU_BASE) + self._at(i, _CPU_NOW)
+            lines.append(f'corescale_process_cpu_seconds_total{{worker="{i}"}} {_number(cpu)}')
+        master_cpu = self._view[_H_MASTER_CPU]
+        if master_cpu >= 0:
+            lines.append(
+                f'corescale_process_cpu_seconds_total{{worker="master"}} {_number(master_cpu)}'
+            )
+        family("corescale_workers", "gauge", "Serving processes alive in this pod.")
+        lines.append(f"corescale_workers {_number(self._view[_H_WORKERS])}")
+        family(
+            "corescale_worker_restarts_total",
+            "counter",
+            "Workers that died unasked and were replaced (prefork).",
+        )
+        lines.append(f"corescale_worker_restarts_total {_number(self._view[_H_RESTARTS])}")
+        lines.append("")
+        return "\n".join(lines).encode()

@@ -1,0 +1,42 @@
+"""Process plumbing that the standard library does not wrap: parent-death signals, exit statuses."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Asks Linux to send `signum` to this process when its parent dies (prctl PR_SET_PDEATHSIG).
+
+    Returns False where prctl is not available; the worker's getppid check in
+    its heartbeat covers that case, only more slowly.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        result = libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    except (OSError, AttributeError) as exc:
+        log.debug("prctl is not available: %s", exc)
+        return False
+    if result != 0:
+        log.debug("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+        return False
+    return True
+
+
+def describe_status(status: int) -> str:
+    """A wait status as a person reads it: 'exit code 3' or 'signal SIGKILL'."""
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"

@@ -1,0 +1,29 @@
+"""Single mode: one process on one CPU, the normal case in a pod."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from corescale.worker import loops
+from corescale.worker.config import Config
+from corescale.worker.errors import ExitCode
+from corescale.worker.loader import Factory
+from corescale.worker.metrics import SharedMetrics
+from corescale.worker.serving import ServingProcess
+
+log = logging.getLogger(__name__)
+
+
+def run_single(config: Config, factory: Factory, sock: socket.socket) -> ExitCode:
+    """Serves on `sock` in this process until a stop signal; the exit code."""
+    metrics = SharedMetrics(config.metrics_dir)
+    try:
+        metrics.set_workers(1)
+        metrics.claim(0, os.getpid())
+        server = ServingProcess(config, factory, sock, metrics, metrics.slot(0))
+        return loops.run(server.run())
+    finally:
+        metrics.close()
+        sock.close()
