@@ -9,6 +9,7 @@ they need and report what they saw last when it never comes.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 import urllib.request
@@ -93,3 +94,10 @@ def http_get(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         body: bytes = response.read()
     return body.decode()
+
+
+def base_image() -> str:
+    """The Python image test pods run: the registry-less base that the local
+    cluster imports, or any image with python3 the cluster can pull (for
+    example python:3.11-slim on kind), named by CORESCALE_TEST_BASE_IMAGE."""
+    return os.environ.get("CORESCALE_TEST_BASE_IMAGE", "corescale-base:bookworm")
