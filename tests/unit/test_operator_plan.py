@@ -1,0 +1,138 @@
+"""What the operator decides to do, and how it words it, for a given observed state."""
+
+import copy
+from typing import Any
+
+from corescale.operator import plan, render, spec
+from corescale.operator.status import Observed
+
+OWNER = render.Owner("hello", "default", "uid-1")
+
+
+def _as_stored(desired: dict[str, Any], ready: int | None = None) -> dict[str, Any]:
+    """What the API server would hold for ``desired``: plus defaults, generation and status."""
+    stored = copy.deepcopy(desired)
+    stored["metadata"] |= {"generation": 2, "resourceVersion": "100", "uid": "child"}
+    stored["metadata"]["annotations"] = stored["metadata"].get("annotations", {}) | {
+        "deployment.kubernetes.io/revision": "1"
+    }
+    if desired["kind"] == "Deployment":
+        replicas = desired["spec"]["replicas"]
+        ready = replicas if ready is None else ready
+        stored["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
+        stored["status"] = {"observedGeneration": 2, "replicas": replicas,
+                            "updatedReplicas": replicas, "readyReplicas": ready,
+                            "availableReplicas": ready}
+    return stored
+
+
+def _steady(parsed: spec.CoreClusterSpec) -> Observed:
+    return Observed(
+        deployments={parsed.mode: _as_stored(render.deployment(OWNER, parsed))},
+        service=_as_stored(render.service(OWNER, parsed)),
+        disruption_budget=_as_stored(render.disruption_budget(OWNER)),
+    )
+
+
+def test_first_reconcile_creates_everything() -> None:
+    parsed = spec.parse({"replicas": 2}, "i")
+    actions = plan.actions(OWNER, parsed, Observed(), spec_changed=True, first=True)
+    assert [(a.verb, a.body["kind"], a.reason) for a in actions] == [
+        ("apply", "Deployment", "Created"),
+        ("apply", "Service", "Created"),
+        ("apply", "PodDisruptionBudget", "Created"),
+    ]
+    assert actions[0].message == "created Deployment hello-pods: 2 workers in 2 pods pods"
+
+
+def test_a_quiet_cluster_needs_no_call() -> None:
+    parsed = spec.parse({"replicas": 2}, "i")
+    assert plan.actions(OWNER, parsed, _steady(parsed), spec_changed=False, first=False) == []
+
+
+def test_a_new_generation_reapplies_silently_when_nothing_differs() -> None:
+    parsed = spec.parse({"replicas": 2}, "i")
+    actions = plan.actions(OWNER, parsed, _steady(parsed), spec_changed=True, first=False)
+    assert [a.verb for a in actions] == ["apply"] * 3
+    assert all(a.message == "" for a in actions)
+
+
+def test_scaling_is_worded_with_who_did_it() -> None:
+    before = spec.parse({"replicas": 2}, "i")
+    after = spec.parse({"replicas": 4}, "i")
+    actions = plan.actions(OWNER, after, _steady(before), spec_changed=True, first=False,
+                           scaled_by="kubectl scale")
+    assert actions[0].reason == "Scaled"
+    assert actions[0].message == "scaled 2 -> 4 workers (kubectl scale)"
+    assert actions[0].body["spec"]["replicas"] == 4
+
+
+def test_image_change_is_a_rollout() -> None:
+    before = spec.parse({"image": "corescale:1"}, "i")
+    after = spec.parse({"image": "corescale:2"}, "i")
+    actions = plan.actions(OWNER, after, _steady(before), spec_changed=True, first=False)
+    assert actions[0].reason == "Updated"
+    assert "image corescale:1 -> corescale:2" in actions[0].message
+
+
+def test_drift_is_put_back_and_said_so() -> None:
+    parsed = spec.parse({"replicas": 2}, "i")
+    observed = _steady(parsed)
+    observed.deployments["pods"]["spec"]["replicas"] = 5
+    actions = plan.actions(OWNER, parsed, observed, spec_changed=False, first=False)
+    assert len(actions) == 1
+    assert actions[0].reason == "Repaired"
+    assert "replicas 5 -> 2" in actions[0].message
+    assert actions[0].body["spec"]["replicas"] == 2
+
+
+def test_a_deleted_service_is_recreated() -> None:
+    parsed = spec.parse({}, "i")
+    observed = Observed(deployments=_steady(parsed).deployments,
+                        disruption_budget=_steady(parsed).disruption_budget)
+    actions = plan.actions(OWNER, parsed, observed, spec_changed=False, first=False)
+    assert [(a.body["kind"], a.reason) for a in actions] == [("Service", "Repaired")]
+    assert actions[0].message == "re-created Service hello: it had been deleted"
+
+
+def test_mode_switch_keeps_the_old_pods_until_the_new_ones_are_ready() -> None:
+    pods = spec.parse({"replicas": 4}, "i")
+    prefork = spec.parse({"mode": "prefork", "replicas": 4, "workersPerPod": 2}, "i")
+    old = _steady(pods)
+
+    starting = plan.actions(OWNER, prefork, old, spec_changed=True, first=False)
+    assert starting[0].reason == "SwitchingMode"
+    assert starting[0].body["metadata"]["name"] == "hello-prefork"
+    assert "delete" not in [a.verb for a in starting]
+
+    new_not_ready = _as_stored(render.deployment(OWNER, prefork), ready=1)
+    half = Observed(deployments={"pods": old.deployments["pods"], "prefork": new_not_ready},
+                    service=old.service, disruption_budget=old.disruption_budget)
+    assert "delete" not in [a.verb for a in
+                            plan.actions(OWNER, prefork, half, spec_changed=False, first=False)]
+
+    new_ready = _as_stored(render.deployment(OWNER, prefork))
+    done = Observed(deployments={"pods": old.deployments["pods"], "prefork": new_ready},
+                    service=old.service, disruption_budget=old.disruption_budget)
+    actions = plan.actions(OWNER, prefork, done, spec_changed=False, first=False)
+    assert [(a.verb, a.body["metadata"]["name"]) for a in actions] == [("delete", "hello-pods")]
+    assert actions[0].reason == "SwitchedMode"
+
+
+def test_who_changed_replicas_from_managed_fields() -> None:
+    replicas = {"f:spec": {"f:replicas": {}}}
+    assert plan.replicas_changed_by([]) is None
+    assert plan.replicas_changed_by([
+        {"manager": "kubectl-client-side-apply", "time": "2026-01-01T00:00:00Z",
+         "fieldsV1": replicas},
+        {"manager": "kubectl", "subresource": "scale", "time": "2026-01-01T00:00:05Z",
+         "fieldsV1": replicas},
+    ]) == "kubectl scale"
+    assert plan.replicas_changed_by([
+        {"manager": "kube-controller-manager", "subresource": "scale", "time": "t",
+         "fieldsV1": replicas},
+    ]) == "autoscaler"
+    assert plan.replicas_changed_by([
+        {"manager": "kubectl-client-side-apply", "time": "t", "fieldsV1": replicas},
+        {"manager": "other", "time": "t", "fieldsV1": {"f:spec": {"f:image": {}}}},
+    ]) == "kubectl apply"

@@ -1,0 +1,122 @@
+"""The objects a spec renders to: shape, sizes, security, ownership."""
+
+from typing import Any
+
+from corescale.operator import render, spec
+
+OWNER = render.Owner("hello", "shop", "0f0e-uid")
+
+
+def _container(obj: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = obj["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_pods_mode_is_one_single_worker_per_pod_at_one_cpu() -> None:
+    deployment = render.deployment(OWNER, spec.parse({"replicas": 3}, "corescale:dev"))
+    assert deployment["metadata"]["name"] == "hello-pods"
+    assert deployment["spec"]["replicas"] == 3
+    container = _container(deployment)
+    assert container["command"] == ["corescale-worker"]
+    assert container["args"] == ["--mode", "single", "--bind", "0.0.0.0:8080"]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi"},
+    }
+    assert deployment["metadata"]["annotations"][render.WORKERS_ANNOTATION] == "3"
+
+
+def test_prefork_mode_packs_workers_per_pod() -> None:
+    parsed = spec.parse(
+        {"mode": "prefork", "replicas": 5, "workersPerPod": 2, "app": "shop.web:create_app",
+         "port": 9000, "cpu": "500m"},
+        "corescale:dev",
+    )
+    deployment = render.deployment(OWNER, parsed)
+    assert deployment["metadata"]["name"] == "hello-prefork"
+    assert deployment["spec"]["replicas"] == 3
+    container = _container(deployment)
+    assert container["args"] == [
+        "shop.web:create_app", "--mode", "prefork", "--workers", "2", "--bind", "0.0.0.0:9000"
+    ]
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert container["resources"]["requests"]["cpu"] == "200m"
+    assert container["ports"][0]["containerPort"] == 9000
+    assert deployment["metadata"]["annotations"] == {
+        render.WORKERS_ANNOTATION: "6", render.WORKERS_PER_POD_ANNOTATION: "2"
+    }
+
+
+def test_selectors_keep_the_two_modes_apart_but_serve_both() -> None:
+    pods = render.deployment(OWNER, spec.parse({}, "i"))
+    prefork = render.deployment(OWNER, spec.parse({"mode": "prefork", "workersPerPod": 2}, "i"))
+    service = render.service(OWNER, spec.parse({}, "i"))
+    budget = render.disruption_budget(OWNER)
+    assert pods["spec"]["selector"] != prefork["spec"]["selector"]
+    for deployment in (pods, prefork):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+        assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert render.selector(OWNER) == "corescale.io/cluster=hello"
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    pod = render.deployment(OWNER, spec.parse({}, "i"))["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]["securityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in pod["containers"][0]["volumeMounts"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_drain_matches_prestop_and_grace_period() -> None:
+    parsed = spec.parse({"drainSeconds": 3, "shutdownTimeoutSeconds": 10}, "i")
+    pod = render.deployment(OWNER, parsed)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 3}}}
+    assert pod["terminationGracePeriodSeconds"] == 3 + 10 + render.GRACE_MARGIN_SECONDS
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CORESCALE_SHUTDOWN_TIMEOUT"] == "10"
+    assert env["CORESCALE_DRAIN_DELAY"] == "0"
+    no_drain = render.deployment(OWNER, spec.parse({"drainSeconds": 0}, "i"))
+    assert "lifecycle" not in _container(no_drain)
+
+
+def test_rollouts_never_take_a_pod_away_first() -> None:
+    strategy = render.deployment(OWNER, spec.parse({}, "i"))["spec"]["strategy"]
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_user_env_follows_the_operator_env() -> None:
+    parsed = spec.parse({"env": [{"name": "CORESCALE_ACCESS_LOG", "value": "1"},
+                                 {"name": "TOKEN", "valueFrom": {"secretKeyRef": {
+                                     "name": "s", "key": "k"}}}]}, "i")
+    env = _container(render.deployment(OWNER, parsed))["env"]
+    assert [e["name"] for e in env][-2:] == ["CORESCALE_ACCESS_LOG", "TOKEN"]
+    assert env[-1]["valueFrom"] == {"secretKeyRef": {"name": "s", "key": "k"}}
+
+
+def test_everything_is_owned_by_the_corecluster() -> None:
+    parsed = spec.parse({}, "i")
+    for obj in (render.deployment(OWNER, parsed), render.service(OWNER, parsed),
+                render.disruption_budget(OWNER)):
+        assert obj["metadata"]["namespace"] == "shop"
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref == {"apiVersion": "corescale.io/v1alpha1", "kind": "CoreCluster",
+                       "name": "hello", "uid": "0f0e-uid", "controller": True,
+                       "blockOwnerDeletion": True}
+
+
+def test_service_forwards_its_port_to_the_named_worker_port() -> None:
+    parsed = spec.parse({"service": {"type": "NodePort", "port": 8000}}, "i")
+    service = render.service(OWNER, parsed)
+    assert service["metadata"]["name"] == "hello"
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
+    ]

@@ -1,0 +1,94 @@
+"""Parsing a CoreCluster spec: defaults, derived sizes and refusals."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from corescale.operator import quantity, spec
+
+CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_coreclusters.yaml"
+
+
+def test_empty_spec_gets_every_default() -> None:
+    parsed = spec.parse({}, "corescale:dev")
+    assert parsed.image == "corescale:dev"
+    assert parsed.mode == "pods" and parsed.replicas == 1 and parsed.workers_per_pod == 1
+    assert parsed.port == 8080
+    assert str(parsed.cpu) == "1" and str(parsed.cpu_request) == "100m"
+    assert str(parsed.memory) == "256Mi"
+    assert parsed.service == spec.ServiceSpec("ClusterIP", 80)
+    assert parsed.app is None and parsed.env == ()
+
+
+def test_defaults_agree_with_the_crd() -> None:
+    """The API server defaults with the CRD and the operator with spec.py: they must agree."""
+    schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props = schema["properties"]["spec"]["properties"]
+    parsed = spec.parse({}, "img")
+    assert props["mode"]["default"] == parsed.mode
+    assert props["replicas"]["default"] == parsed.replicas
+    assert props["port"]["default"] == parsed.port
+    assert quantity.parse(props["cpu"]["default"]) == parsed.cpu
+    assert quantity.parse(props["cpuRequest"]["default"]) == parsed.cpu_request
+    assert quantity.parse(props["memory"]["default"]) == parsed.memory
+    assert props["drainSeconds"]["default"] == parsed.drain_seconds
+    assert props["shutdownTimeoutSeconds"]["default"] == parsed.shutdown_timeout_seconds
+    assert props["imagePullPolicy"]["default"] == parsed.image_pull_policy
+    service = props["service"]["properties"]
+    assert service["type"]["default"] == parsed.service.type
+    assert service["port"]["default"] == parsed.service.port
+    assert set(props["mode"]["enum"]) == set(spec.MODES)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "per_pod", "pods", "workers"),
+    [(0, 2, 0, 0), (1, 4, 1, 4), (4, 2, 2, 4), (5, 2, 3, 6), (8, 4, 2, 8)],
+)
+def test_prefork_rounds_pods_up(replicas: int, per_pod: int, pods: int, workers: int) -> None:
+    parsed = spec.parse({"mode": "prefork", "replicas": replicas, "workersPerPod": per_pod}, "i")
+    assert (parsed.pods, parsed.workers) == (pods, workers)
+
+
+def test_pods_mode_is_one_worker_per_pod() -> None:
+    parsed = spec.parse({"replicas": 3}, "i")
+    assert (parsed.pods, parsed.workers) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"replicas": -1}, "spec.replicas"),
+        ({"replicas": "3"}, "spec.replicas"),
+        ({"mode": "threads"}, "spec.mode"),
+        ({"workersPerPod": 2}, "spec.workersPerPod"),
+        ({"mode": "prefork"}, "spec.workersPerPod"),
+        ({"mode": "prefork", "workersPerPod": 0}, "spec.workersPerPod"),
+        ({"port": 0}, "spec.port"),
+        ({"port": 70000}, "spec.port"),
+        ({"cpu": "lots"}, "spec.cpu"),
+        ({"cpu": "0"}, "spec.cpu"),
+        ({"memory": "1 GB"}, "spec.memory"),
+        ({"cpuRequest": "2"}, "spec.cpuRequest"),
+        ({"app": "no-colon"}, "spec.app"),
+        ({"env": [{"name": "CORESCALE_MODE", "value": "x"}]}, "CORESCALE_MODE"),
+        ({"env": [{"name": "A"}, {"name": "A"}]}, "A twice"),
+        ({"service": {"type": "ExternalName"}}, "spec.service.type"),
+        ({"service": {"port": 0}}, "spec.service.port"),
+    ],
+)
+def test_invalid_specs_name_the_field(bad: dict[str, Any], field: str) -> None:
+    with pytest.raises(spec.SpecError, match=field.replace(".", r"\.")):
+        spec.parse(bad, "i")
+
+
+@pytest.mark.parametrize("name", ["hello", "a", "web-2"])
+def test_good_names(name: str) -> None:
+    spec.check_name(name)
+
+
+@pytest.mark.parametrize("name", ["2web", "web.v2", "Web", "x" * 56, "web-"])
+def test_names_that_cannot_name_a_service(name: str) -> None:
+    with pytest.raises(spec.SpecError, match=r"metadata\.name"):
+        spec.check_name(name)
