@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 
 from aiohttp import web
 
@@ -43,7 +42,8 @@ def orphan_factory() -> web.Application:
     app = create_app()
 
     async def orphan(request: web.Request) -> web.Response:
-        subprocess.run(["sh", "-c", "sleep 0.3 & exit 0"], check=True)
+        shell = await asyncio.create_subprocess_exec("sh", "-c", "sleep 0.3 & exit 0")
+        await shell.wait()
         return web.Response(text="orphaned\n")
 
     app.router.add_get("/orphan", orphan)

@@ -126,7 +126,6 @@ def worker_starter(tmp_path: Path) -> Iterator[StartWorker]:
         wait: bool = True,
         prefix: list[str] | None = None,
         port: int | None = None,
-        preexec_fn: Callable[[], None] | None = None,
     ) -> Worker:
         port = port or free_port()
         log_path = tmp_path / f"worker-{len(started)}.log"
@@ -148,7 +147,6 @@ def worker_starter(tmp_path: Path) -> Iterator[StartWorker]:
                 env=environ,
                 cwd=tmp_path,
                 start_new_session=True,
-                preexec_fn=preexec_fn,
             )
         worker = Worker(proc, port, log_path)
         started.append(worker)
