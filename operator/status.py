@@ -26,6 +26,7 @@ Object = Mapping[str, Any]
 
 POD_PROBLEMS = frozenset({
     "ErrImagePull",
+    "ErrImageNeverPull",
     "ImagePullBackOff",
     "InvalidImageName",
     "CrashLoopBackOff",
