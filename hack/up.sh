@@ -99,17 +99,22 @@ load_image() {
 }
 
 # adopt_crds: the chart owns the CRDs, but they may exist already (applied by
-# `kubectl apply -k manifests/` or by the tests). Helm installs over an
-# object only when it carries the release's ownership marks, so CRDs without
-# an owner are marked; CRDs of another release are left alone (helm then
-# fails and says so).
+# `kubectl apply -k manifests/`, or kept by an uninstalled release). Helm
+# installs over an object only when it carries the release's ownership
+# marks, so CRDs without a living owner are marked; CRDs of another installed
+# release are left alone (helm then fails and says so).
 adopt_crds() {
-  local crd owner
+  local crd found owner owner_ns
   for crd in $(kubectl create --dry-run=client -k "$ROOT/manifests/crd" -o name); do
     crd=${crd#*/}
-    owner=$(kubectl get crd "$crd" --ignore-not-found \
-      -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}{"/"}{.metadata.name}')
-    [[ -n $owner && $owner == /* ]] || continue
+    found=$(kubectl get crd "$crd" --ignore-not-found -o name)
+    [[ -n $found ]] || continue
+    owner=$(kubectl get crd "$crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')
+    owner_ns=$(kubectl get crd "$crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-namespace}')
+    [[ $owner == "$RELEASE" && $owner_ns == "$OPERATOR_NS" ]] && continue
+    if [[ -n $owner ]] && helm status "$owner" -n "$owner_ns" >/dev/null 2>&1; then
+      continue
+    fi
     log "adopting the existing CRD $crd into release $RELEASE"
     kubectl label crd "$crd" --overwrite app.kubernetes.io/managed-by=Helm >/dev/null
     kubectl annotate crd "$crd" --overwrite meta.helm.sh/release-name=$RELEASE \
@@ -128,9 +133,13 @@ up() {
   kubectl apply -f "$ROOT/manifests/manager/namespace.yaml" >/dev/null
   adopt_crds
   log "installing the operator: helm upgrade --install $RELEASE -n $OPERATOR_NS"
+  # The chart reads the CRDs through a symbolic link (files/crd ->
+  # manifests/crd, their single source); helm notes every such link on
+  # stderr, which is expected here and filtered out.
   # shellcheck disable=SC2086 # CORESCALE_HELM_ARGS is a list of arguments
   helm upgrade --install "$RELEASE" "$CHART" --namespace "$OPERATOR_NS" \
-    "${IMAGE_VALUES[@]}" ${CORESCALE_HELM_ARGS:-} --wait --timeout 5m >/dev/null
+    "${IMAGE_VALUES[@]}" ${CORESCALE_HELM_ARGS:-} --wait --timeout 5m \
+    2> >(grep -v 'found symbolic link in path' >&2) >/dev/null
   # --wait on a Recreate Deployment returns once the pod is ready; a rollout
   # that replaced the image is confirmed explicitly.
   kubectl -n "$OPERATOR_NS" rollout status "deployment/$RELEASE-operator" --timeout=5m >&2

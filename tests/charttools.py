@@ -9,6 +9,7 @@ that says how to get it, never a skip.
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -142,3 +143,114 @@ def container_env(deployment: dict[str, Any]) -> dict[str, str]:
     """The operator container's plain environment variables."""
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+# --- on a cluster (e2e) --------------------------------------------------
+
+HELM_OWNER_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
+
+
+def kubectl_json(*args: str) -> Any:
+    """`kubectl ... -o json`, parsed."""
+    return json.loads(run(tool("kubectl"), *args, "-o", "json").stdout)
+
+
+def helm(*args: str, timeout: float = 420) -> str:
+    """Run helm against the cluster of KUBECONFIG; a failure shows its output."""
+    return run(tool("helm"), *args, timeout=timeout).stdout
+
+
+def source_crd_names() -> list[str]:
+    return sorted(crd["metadata"]["name"] for crd in source_crds())
+
+
+def adopt_crds(release: str, namespace: str) -> None:
+    """Mark CRDs that exist already (from manifests/crd, the operator's tests
+    or a kept release) as the release's, as a user adopting them would:
+    helm refuses to install over objects another owner made."""
+    for name in source_crd_names():
+        found = run(tool("kubectl"), "get", "crd", name, "--ignore-not-found", "-o", "name")
+        if not found.stdout.strip():
+            continue
+        run(
+            tool("kubectl"),
+            "label",
+            "crd",
+            name,
+            "--overwrite",
+            "app.kubernetes.io/managed-by=Helm",
+        )
+        run(
+            tool("kubectl"),
+            "annotate",
+            "crd",
+            name,
+            "--overwrite",
+            f"meta.helm.sh/release-name={release}",
+            f"meta.helm.sh/release-namespace={namespace}",
+        )
+
+
+def disown_crds() -> None:
+    """Take the marks of a kept, uninstalled release off the CRDs, so the
+    next install (`make up`, another test) can adopt them."""
+    for name in source_crd_names():
+        found = run(tool("kubectl"), "get", "crd", name, "--ignore-not-found", "-o", "name")
+        if not found.stdout.strip():
+            continue
+        run(
+            tool("kubectl"),
+            "annotate",
+            "crd",
+            name,
+            *(f"{a}-" for a in HELM_OWNER_ANNOTATIONS),
+            "helm.sh/resource-policy-",
+        )
+        run(tool("kubectl"), "label", "crd", name, "app.kubernetes.io/managed-by-")
+
+
+def restore_crds() -> None:
+    """Put the CRDs back as the operator's tests install them, once any
+    deletion has finished, and wait until they serve."""
+    for name in source_crd_names():
+        run(tool("kubectl"), "wait", "--for=delete", f"crd/{name}", "--timeout=180s", timeout=200)
+    run(tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    for name in source_crd_names():
+        run(tool("kubectl"), "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def create_namespace(name: str) -> None:
+    """A namespace that enforces the restricted Pod Security level, which the
+    operator's pod and the workers must meet."""
+    run(tool("kubectl"), "create", "namespace", name)
+    run(
+        tool("kubectl"),
+        "label",
+        "namespace",
+        name,
+        "corescale.dev/e2e=true",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
+
+
+def release_coreclusters(namespace: str) -> None:
+    """Delete the namespace's CoreClusters. When no operator is left to remove
+    kopf's finalizer (a kept release was uninstalled), the test removes it,
+    or the namespace would never finish terminating."""
+    names = [
+        o["metadata"]["name"] for o in kubectl_json("get", "coreclusters", "-n", namespace)["items"]
+    ]
+    for name in names:
+        run(
+            tool("kubectl"),
+            "patch",
+            "corecluster",
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+        )
+        run(tool("kubectl"), "delete", "corecluster", name, "-n", namespace, "--wait=false")

@@ -1,0 +1,125 @@
+"""`helm uninstall` of a release with crds.keep=false removes the CRDs and
+every CoreCluster with them, and hangs on nothing.
+
+This deletes the cluster's CRDs, which the other end-to-end tests need: the
+test puts them back (as the operator's tests install them) whatever happens.
+It lives in its own module so that the kept release of test_helm.py has
+been cleaned up before: CRDs are only deleted once no CoreCluster is left.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.charttools import (
+    CHART,
+    MANIFESTS,
+    adopt_crds,
+    create_namespace,
+    helm,
+    kubectl_json,
+    restore_crds,
+    run,
+    source_crd_names,
+    tool,
+)
+from tests.e2e.kube import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def kubectl(*args: str, timeout: float = 320) -> str:
+    return run(tool("kubectl"), *args, timeout=timeout).stdout
+
+
+def crds_left() -> list[str]:
+    names = {c["metadata"]["name"] for c in kubectl_json("get", "crds")["items"]}
+    return sorted(names & set(source_crd_names()))
+
+
+def unblock_crd_deletion() -> None:
+    """If the CRDs are stuck because some CoreCluster still carries a
+    finalizer that no running operator will remove, remove it, so that the
+    cluster is usable again for the tests that follow."""
+    if "coreclusters.corescale.io" not in crds_left():
+        return
+    for cc in kubectl_json("get", "coreclusters", "--all-namespaces")["items"]:
+        meta = cc["metadata"]
+        subprocess.run(
+            [
+                tool("kubectl"),
+                "patch",
+                "corecluster",
+                meta["name"],
+                "-n",
+                meta["namespace"],
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def release(kubeconfig: str) -> Iterator[tuple[str, str]]:
+    suffix = secrets.token_hex(3)
+    name = namespace = f"e2e-helm-gone-{suffix}"
+    create_namespace(namespace)
+    adopt_crds(name, namespace)
+    try:
+        helm(
+            "upgrade",
+            "--install",
+            name,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--set",
+            f"watchNamespaces={{{namespace}}}",
+            "--set",
+            "crds.keep=false",
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+        yield name, namespace
+    finally:
+        if run(tool("helm"), "status", name, "-n", namespace, check=False).returncode == 0:
+            run(tool("helm"), "uninstall", name, "-n", namespace, "--no-hooks", check=False)
+        unblock_crd_deletion()
+        restore_crds()
+        kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_uninstall_without_keep_removes_the_crds_and_the_coreclusters(
+    release: tuple[str, str],
+) -> None:
+    name, namespace = release
+    kubectl("apply", "-n", namespace, "-f", str(MANIFESTS / "cluster.yaml"))
+    cc = wait_for(
+        "the operator to create the example's Deployment",
+        lambda: kubectl_json("get", "corecluster", "hello", "-n", namespace)["status"]["selector"],
+        timeout=120,
+    )
+    deployments = kubectl_json("get", "deployments", "-n", namespace, "-l", cc)["items"]
+    assert deployments, "the operator made no Deployment for the example"
+
+    # The pre-delete hook deletes the CoreCluster while the operator still
+    # runs; helm then removes the operator and the CRDs.
+    helm("uninstall", name, "-n", namespace, "--wait", "--timeout", "5m")
+    wait_for("the CRDs to be deleted", lambda: not crds_left(), timeout=180)
+    # The CoreCluster's children went with it (garbage collection).
+    wait_for(
+        "the example's Deployment to be collected",
+        lambda: not kubectl_json("get", "deployments", "-n", namespace, "-l", cc)["items"],
+        timeout=180,
+    )
+    hooks = kubectl_json("get", "jobs", "-n", namespace)["items"]
+    assert hooks == [], "the succeeded hook Job was not cleaned up"
