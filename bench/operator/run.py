@@ -19,6 +19,7 @@ fails on a slow figure.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -127,7 +128,7 @@ def apply_to_ready(namespace: str, rounds: int) -> list[float]:
         name = f"ready-{i}"
         start = time.monotonic()
         kubectl("apply", "-n", namespace, "-f", "-", stdin=corecluster(name, replicas=1))
-        poll(f"{name} Ready", lambda n=name: ready(namespace, n), interval=0.1)
+        poll(f"{name} Ready", functools.partial(ready, namespace, name), interval=0.1)
         samples.append(time.monotonic() - start)
         kubectl("delete", "-n", namespace, "corecluster", name, "--wait=false")
         log.info("apply -> Ready %d: %.2fs", i, samples[-1])
