@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.host, config.port, config.backlog, reuse_port=reuse_port, listen=not reuse_port
         )
         if mode is Mode.SINGLE:
-            return int(run_single(config, factory, sock))
+            return run_single(config, factory, sock)
         return int(Master(config, factory, sock, workers).run())
     except WorkerError as exc:
         log.error("%s", exc)

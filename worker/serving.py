@@ -93,8 +93,6 @@ class ServingProcess:
         loop.add_signal_handler(signal.SIGQUIT, ask(Stop.FAST))
         if self._master_pid is None:
             loop.add_signal_handler(signal.SIGINT, ask(Stop.DRAIN))
-            if os.getpid() == 1:
-                loop.add_signal_handler(signal.SIGCHLD, _reap_orphans)
         else:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             loop.add_signal_handler(signal.SIGUSR2, ask(Stop.RETIRE))
@@ -234,12 +232,3 @@ class ServingProcess:
     def _fast_exit(self) -> ExitCode:
         log.info("fast stop: exiting now")
         return ExitCode.OK
-
-
-def _reap_orphans() -> None:
-    """As PID 1 of a container, collect the exit status of orphans reparented to us."""
-    with contextlib.suppress(ChildProcessError):
-        while True:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                return
