@@ -1,0 +1,57 @@
+"""The wiring: which handlers exist, and how indexed children become Observed."""
+
+import kopf
+
+from corescale.operator import handlers, settings
+
+
+def _obj(name: str, **labels: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def test_register_wires_every_trigger() -> None:
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, settings.load({"CORESCALE_RESYNC_SECONDS": "7"}))
+    assert {h.id for h in registry._indexing.get_all_handlers()} == {
+        "cc_index", "deployment_index", "service_index", "budget_index", "pod_index"}
+    assert [h.id for h in registry._changing.get_all_handlers()] == ["reconcile"] * 3
+    (timer,) = registry._spawning.get_all_handlers()
+    assert timer.interval == 7.0
+    watching = [h.id for h in registry._watching.get_all_handlers()]
+    assert watching.count("on_child_event") == 4
+
+
+def test_observed_picks_this_clusters_children_by_mode() -> None:
+    key = ("shop", "hello")
+    indexes = {
+        "deployment_index": {key: [
+            _obj("hello-pods", **{"corescale.io/mode": "pods"}),
+            _obj("hello-prefork", **{"corescale.io/mode": "prefork"}),
+            _obj("someone-elses", **{"corescale.io/mode": "pods"}),
+        ]},
+        "service_index": {key: [_obj("other"), _obj("hello")]},
+        "budget_index": {},
+        "pod_index": {key: [_obj("hello-pods-1"), _obj("hello-pods-2")]},
+    }
+    seen = handlers.observed(key, indexes)
+    assert {mode: d["metadata"]["name"] for mode, d in seen.deployments.items()} == {
+        "pods": "hello-pods", "prefork": "hello-prefork"}
+    assert seen.service is not None and seen.service["metadata"]["name"] == "hello"
+    assert seen.disruption_budget is None
+    assert len(seen.pods) == 2
+
+
+def test_indexed_copies_drop_managed_fields_except_for_coreclusters() -> None:
+    body = {"kind": "X", "metadata": {"name": "a", "managedFields": [{"manager": "m"}]}}
+    assert "managedFields" not in handlers._trimmed(body)["metadata"]
+    assert handlers._trimmed(body, True)["metadata"]["managedFields"] == [{"manager": "m"}]
+    assert "managedFields" in body["metadata"]
+
+
+def test_pod_summary_keeps_only_what_status_reads() -> None:
+    pod = {"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"containers": []},
+           "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}]}}
+    assert handlers._pod_summary(pod) == {
+        "metadata": {"name": "p"},
+        "status": {"conditions": [{"type": "PodScheduled"}], "containerStatuses": []},
+    }
