@@ -1,0 +1,60 @@
+"""Several operator processes: one acts, the others wait, and a standby takes
+over when the active one stops."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.kube import kubectl, wait_for
+from tests.e2e.operator_fixtures import (  # noqa: F401 - fixture
+    OperatorProcess,
+    apply,
+    corecluster,
+    crds,
+    wait_ready,
+)
+
+
+@pytest.fixture
+def pair(crds: None, namespace: str, tmp_path: Path) -> Iterator[tuple[OperatorProcess, ...]]:  # noqa: F811
+    active = OperatorProcess(namespace, tmp_path / "active", CORESCALE_PEERING_PRIORITY="200")
+    standby = OperatorProcess(namespace, tmp_path / "standby", CORESCALE_PEERING_PRIORITY="100")
+    for process in (active, standby):
+        process.log_dir.mkdir()
+    try:
+        active.start()
+        standby.start()
+        yield active, standby
+    finally:
+        standby.stop()
+        active.stop()
+
+
+@pytest.mark.e2e
+def test_only_the_highest_priority_acts_and_a_standby_takes_over(
+    pair: tuple[OperatorProcess, OperatorProcess], namespace: str
+) -> None:
+    active, standby = pair
+
+    def peers() -> dict[str, object] | None:
+        peering = json.loads(kubectl("get", "-n", namespace, "kopfpeering", "corescale",
+                                     "-o", "json"))
+        found: dict[str, object] = peering.get("status") or {}
+        return found if len(found) == 2 else None
+
+    wait_for("both operators in the KopfPeering", peers, timeout=60)
+
+    apply(namespace, corecluster("hello", replicas=1))
+    wait_ready(namespace, "hello", workers=1)
+    assert f"{namespace}/hello: created Deployment hello-pods" in active.log()
+    assert "hello:" not in standby.log()
+
+    active.stop()  # a clean stop removes its peering record at once
+    kubectl("scale", "-n", namespace, "corecluster/hello", "--replicas=2")
+    wait_ready(namespace, "hello", workers=2)
+    wait_for("the standby to take over",
+             lambda: f"{namespace}/hello: scaled 1 -> 2 workers" in standby.log(), timeout=60)
