@@ -130,7 +130,15 @@ async def on_startup(**kwargs: Any) -> None:
     settings.peering.stealth = True
     api = kube.Kube(await kube.connect())
     if ours.peering:
-        await api.ensure_peering(ours.peering, ours.namespaces)
+        try:
+            await api.ensure_peering(ours.peering, ours.namespaces)
+        except KubeError as exc:
+            if exc.transient:
+                raise kopf.TemporaryError(exc.message, delay=TRANSIENT_DELAY) from exc
+            raise kopf.PermanentError(
+                f"{exc.message}; are the peering CRDs of manifests/crd/kopf.dev_peerings.yaml "
+                "installed? (CORESCALE_PEERING= runs without peering)"
+            ) from exc
     memo["reconciler"] = Reconciler(api, ours)
     scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
     log.info("watching CoreClusters in %s; default worker image %s; %s", scope,
