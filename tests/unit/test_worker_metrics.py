@@ -1,0 +1,116 @@
+"""The shared metrics file: slots, what survives a restart, and the text format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from corescale.worker.errors import AppImportError
+from corescale.worker.loader import load_factory
+from corescale.worker.metrics import FILE_NAME, SharedMetrics, SlotState
+
+
+def values(page: str) -> dict[str, float]:
+    result = {}
+    for line in page.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            result[key] = float(value)
+    return result
+
+
+def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
+    metrics = SharedMetrics(str(tmp_path))
+    try:
+        assert (tmp_path / FILE_NAME).exists()
+        metrics.claim(0, 100)
+        metrics.claim(1, 101)
+        one, two = metrics.slot(0), metrics.slot(1)
+        one.request_started()
+        one.request_finished(200, 0.003)
+        one.request_started()
+        one.request_finished(503, 0.2)
+        two.request_started()
+        two.request_finished(200, 20.0)
+        two.request_started()  # still in flight
+        metrics.set_workers(2)
+        page = values(metrics.render().decode())
+    finally:
+        metrics.close()
+    assert page['corescale_requests_total{worker="0",code="200"}'] == 1
+    assert page['corescale_requests_total{worker="0",code="503"}'] == 1
+    assert page['corescale_requests_total{worker="1",code="200"}'] == 1
+    assert page['corescale_request_duration_seconds_bucket{worker="0",le="0.001"}'] == 0
+    assert page['corescale_request_duration_seconds_bucket{worker="0",le="0.005"}'] == 1
+    assert page['corescale_request_duration_seconds_bucket{worker="0",le="0.25"}'] == 2
+    assert page['corescale_request_duration_seconds_bucket{worker="1",le="10.0"}'] == 0
+    assert page['corescale_request_duration_seconds_bucket{worker="1",le="+Inf"}'] == 1
+    assert page['corescale_request_duration_seconds_count{worker="0"}'] == 2
+    assert page['corescale_request_duration_seconds_sum{worker="0"}'] == pytest.approx(0.203)
+    assert page['corescale_requests_in_flight{worker="1"}'] == 1
+    assert page["corescale_workers"] == 2
+
+
+def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path) -> None:
+    metrics = SharedMetrics(str(tmp_path))
+    try:
+        metrics.claim(0, 100)
+        slot = metrics.slot(0)
+        slot.request_started()
+        slot.request_finished(200, 0.01)
+        slot.request_started()  # the process dies with this one in flight
+        metrics.release(0, cpu_seconds=1.5)
+        assert metrics.state(0) is SlotState.FREE
+        metrics.claim(0, 200)
+        assert metrics.state(0) is SlotState.BOOTING
+        slot.request_started()
+        slot.request_finished(200, 0.01)
+        page = values(metrics.render().decode())
+    finally:
+        metrics.close()
+    assert page['corescale_requests_total{worker="0",code="200"}'] == 2
+    assert page['corescale_requests_in_flight{worker="0"}'] == 0
+    assert page['corescale_process_cpu_seconds_total{worker="0"}'] == 1.5
+
+
+def test_balanced_accept_sees_only_ready_workers(tmp_path: Path) -> None:
+    metrics = SharedMetrics(str(tmp_path))
+    try:
+        for index in range(3):
+            metrics.claim(index, 100 + index)
+            metrics.slot(index).set_connections(10 * (index + 1))
+        metrics.slot(1).state = SlotState.READY
+        metrics.slot(2).state = SlotState.READY
+        assert sorted(metrics.ready_connections(exclude=2)) == [20.0]
+        assert sorted(metrics.ready_connections(exclude=0)) == [20.0, 30.0]
+    finally:
+        metrics.close()
+
+
+def test_a_private_folder_is_removed_and_an_unusable_one_falls_back(tmp_path: Path) -> None:
+    private = SharedMetrics(None)
+    assert private.path is not None
+    folder = os.path.dirname(private.path)
+    private.close()
+    assert not os.path.exists(folder)
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    fallback = SharedMetrics(str(blocked))
+    try:
+        assert fallback.path is None
+        fallback.claim(0, 1)
+        fallback.slot(0).request_started()
+        assert b'corescale_requests_in_flight{worker="0"} 1' in fallback.render()
+    finally:
+        fallback.close()
+
+
+def test_load_factory_accepts_an_application_instance_and_rejects_junk() -> None:
+    factory = load_factory("corescale.worker.app:create_app")
+    assert isinstance(factory(), web.Application)
+    with pytest.raises(AppImportError, match="not a factory"):
+        load_factory("corescale.worker.app:MAX_MS")
