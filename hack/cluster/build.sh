@@ -147,8 +147,15 @@ build_crictl() {
 }
 
 build_helm() {
-  local m=helm.sh/helm/v3
-  build_module helm $m "$HELM_VERSION" 0 "" "-X $m/internal/version.version=$HELM_VERSION" $m/cmd/helm
+  local m=helm.sh/helm/v3 minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  # Without the Kubernetes version flags that helm's own Makefile sets,
+  # `helm template` and `helm lint` assume a Kubernetes far older than ours.
+  build_module helm $m "$HELM_VERSION" 0 "" \
+    "-X $m/internal/version.version=$HELM_VERSION \
+     -X $m/pkg/chartutil.k8sVersionMajor=1 -X $m/pkg/chartutil.k8sVersionMinor=$minor \
+     -X $m/pkg/lint/rules.k8sVersionMajor=1 -X $m/pkg/lint/rules.k8sVersionMinor=$minor" \
+    $m/cmd/helm
 }
 
 main() {
