@@ -41,10 +41,11 @@ READY_TIMEOUT = "300s"
 """Two shared cores: a pod starts in seconds when idle, much slower under load."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Release:
     name: str
     namespace: str
+    notes: str = ""
 
     @property
     def operator(self) -> str:
@@ -95,7 +96,7 @@ def release(kubeconfig: str) -> Iterator[Release]:
     create_namespace(rel.namespace)
     adopt_crds(rel.name, rel.namespace)
     try:
-        helm(
+        rel.notes = helm(
             "upgrade",
             "--install",
             rel.name,
@@ -148,6 +149,11 @@ def test_install_runs_the_operator_and_the_example_becomes_ready_and_answers(
     assert pod["spec"]["containers"][0]["image"] == "corescale:dev"
     # The restricted namespace admitted it: it runs as the image's non-root user.
     assert pod["spec"]["securityContext"]["runAsUser"] == 65532
+
+    # NOTES.txt tells the next step, for this release's names.
+    assert f"rollout status deployment/{release.operator}" in release.notes, release.notes
+    assert f"kubectl apply -n {release.namespace} -f manifests/cluster.yaml" in release.notes
+    assert f"It watches the namespaces: {release.namespace}." in release.notes
 
     kubectl("apply", "-n", release.namespace, "-f", str(MANIFESTS / "cluster.yaml"))
     kubectl(
