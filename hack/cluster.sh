@@ -32,8 +32,10 @@ start() {
   shift
   log "starting $name"
   printf '\n===== %s %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
-  setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  printf '%s\n' "$!" >"$RUN/$name.pid"
+  # The pid is written by the process itself just before it becomes the
+  # binary (exec keeps it), because setsid forks when it has to.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$BIN/$name" "$@" \
+    >>"$LOGS/$name.log" 2>&1 </dev/null &
 }
 
 # wait_until WHAT SECONDS CMD...: polls CMD until it succeeds; fails naming
@@ -44,7 +46,9 @@ wait_until() {
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
     for c in "${COMPONENTS[@]}"; do
-      if [[ -f $RUN/$c.pid ]] && ! pid_of "$c" >/dev/null; then
+      # kill -0 rather than pid_of: just after start the pid may still be
+      # the bash that is about to exec the binary.
+      if [[ -s $RUN/$c.pid ]] && ! kill -0 "$(cat "$RUN/$c.pid")" 2>/dev/null; then
         die "$c exited while waiting for $what; see $LOGS/$c.log"
       fi
     done
