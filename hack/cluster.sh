@@ -66,7 +66,9 @@ prepare_host() {
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
     || die "bridge netfilter is missing (modprobe br_netfilter): Services cannot route between pods"
   mkdir -p "$LOGS" "$VAR" "$RUN" "$CONF" "$CONTAINERD_ROOT"
-  ip link add "$NODE_IF" type dummy
+  # A bridge without ports serves as a dummy interface (this kernel has no
+  # dummy driver and no modules).
+  ip link add "$NODE_IF" type bridge
   ip addr add "$NODE_IP/32" dev "$NODE_IF"
   ip link set "$NODE_IF" up
   ip route add "$SERVICE_CIDR" dev "$NODE_IF" src "$NODE_IP"

@@ -19,10 +19,10 @@ RUN=/run/corescale
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 
 NODE_NAME=corescale-node
-# The node's address lives on a dummy interface of our own, so pods reach
-# the API server (through the kubernetes Service) without it listening on
-# any of the machine's real addresses' networks, and so that addresses in
-# the Service range that have no rule end on that interface, not on eth0.
+# The node's address lives on an interface of our own (a bridge with no
+# ports), so pods reach the API server (through the kubernetes Service)
+# without it listening on any of the machine's real networks, and so that
+# Service addresses without a rule end on that interface, not on eth0.
 NODE_IF=cs-node0
 NODE_IP=10.245.0.1
 BRIDGE=cs-br0
