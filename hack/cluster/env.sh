@@ -20,9 +20,9 @@ CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 
 NODE_NAME=corescale-node
 # The node's address lives on an interface of our own (a bridge with no
-# ports), so pods reach the API server (through the kubernetes Service)
-# without it listening on any of the machine's real networks, and so that
-# Service addresses without a rule end on that interface, not on eth0.
+# ports): pods reach the API server there through the kubernetes Service,
+# whatever the machine's real networks are, and Service addresses without a
+# rule end on that interface instead of leaving through eth0.
 NODE_IF=cs-node0
 NODE_IP=10.245.0.1
 BRIDGE=cs-br0
