@@ -21,8 +21,11 @@ kc() {
   kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"
 }
 
-on_error() {
-  log "FAILED (line $1). Logs of every component: $LOGS"
+# on_exit: whatever step failed (set -e can end the script in any function),
+# say where the logs are.
+on_exit() {
+  local rc=$?
+  ((rc == 0)) || log "FAILED (exit $rc). Logs of every component: $LOGS"
 }
 
 # start NAME ARGS...: runs our binary NAME in its own session (so that the
@@ -317,7 +320,7 @@ up() {
     log "already running"
   else
     local t0=$SECONDS
-    trap 'on_error $LINENO' ERR
+    trap on_exit EXIT
     "$ROOT/hack/cluster/build.sh"
     "$ROOT/hack/images/build.sh"
     clean_all
@@ -328,7 +331,7 @@ up() {
     start_control_plane
     start_node
     smoke_test
-    trap - ERR
+    trap - EXIT
     log "cluster ready in $((SECONDS - t0))s; logs in $LOGS"
   fi
   printf 'export KUBECONFIG=%s\n' "$KUBECONFIG_PATH"
