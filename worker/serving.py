@@ -34,6 +34,7 @@ from corescale.worker.errors import BootError, ExitCode
 from corescale.worker.health import Front, bootstrap_app
 from corescale.worker.loader import Factory, build_app
 from corescale.worker.metrics import SharedMetrics, Slot, SlotState
+from corescale.worker.procs import release_free_memory
 from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class ServingProcess:
         finally:
             if bootstrap is not None:
                 await bootstrap.cleanup()
+        release_free_memory()
         self.front.ready = True
         self._slot.state = SlotState.READY
         self._notify_master()

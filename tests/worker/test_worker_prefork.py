@@ -58,7 +58,7 @@ def pids_over_keep_alive_connections(port: int, count: int) -> Counter[str]:
 
 def test_workers_share_64_keep_alive_connections_evenly(start_worker: StartWorker) -> None:
     worker = start_worker("--mode", "prefork", "--workers", "2")
-    assert wait_until(lambda: len(worker.workers()) == 2, 10)
+    assert wait_until(lambda: worker.workers_ready(2), 20)
     served = pids_over_keep_alive_connections(worker.port, 64)
     assert set(served) == {str(pid) for pid in worker.workers()}
     assert max(served.values()) <= 1.2 * min(served.values()), served
@@ -76,7 +76,7 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(
     start_worker: StartWorker,
 ) -> None:
     worker = start_worker("--mode", "prefork", "--workers", "2")
-    assert wait_until(lambda: len(worker.workers()) == 2, 10)
+    assert wait_until(lambda: worker.workers_ready(2), 20)
     before = worker.workers()
     victim = min(before)
     killed_at = time.monotonic()
@@ -99,7 +99,7 @@ def test_sighup_replaces_every_worker_without_failing_a_request(
     start_worker: StartWorker, keep_alive: bool
 ) -> None:
     worker = start_worker("--mode", "prefork", "--workers", "2")
-    assert wait_until(lambda: len(worker.workers()) == 2, 10)
+    assert wait_until(lambda: worker.workers_ready(2), 20)
     old = worker.workers()
     stop = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
@@ -159,7 +159,7 @@ def test_sigterm_drains_the_workers_while_in_flight_requests_finish(
     worker = start_worker(
         "--mode", "prefork", "--workers", "2", env={"CORESCALE_DRAIN_DELAY": "1.5"}
     )
-    assert wait_until(lambda: len(worker.workers()) == 2, 10)
+    assert wait_until(lambda: worker.workers_ready(2), 20)
     workers = worker.workers()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         in_flight = pool.submit(worker.get, "/io?ms=2500")
@@ -174,7 +174,7 @@ def test_sigterm_drains_the_workers_while_in_flight_requests_finish(
 
 def test_workers_exit_when_the_master_dies(start_worker: StartWorker) -> None:
     worker = start_worker("--mode", "prefork", "--workers", "2")
-    assert wait_until(lambda: len(worker.workers()) == 2, 10)
+    assert wait_until(lambda: worker.workers_ready(2), 20)
     workers = worker.workers()
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)

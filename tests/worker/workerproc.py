@@ -108,6 +108,10 @@ class Worker:
     def workers(self) -> set[int]:
         return children(self.pid)
 
+    def workers_ready(self, count: int) -> bool:
+        """`count` workers alive, and as many readiness reports in the master's log."""
+        return len(self.workers()) == count and self.log().count(") ready in ") >= count
+
 
 StartWorker = Callable[..., Worker]
 

@@ -1,0 +1,392 @@
+"""The worker benchmark: wrk against each server on 127.0.0.1, side by side in one run.
+
+Servers take turns within each round (and rounds repeat), so that the noise
+of a shared machine falls on all of them alike; the table reports the
+median over rounds. Every server serves the same demo app: corescale and
+gunicorn the factory corescale.worker.app:create_app, Node a fixture with the
+same endpoints (node_cluster.js).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import logging
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("bench.worker")
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+ENDPOINTS = ("/", "/cpu?ms=1")
+CONNECTIONS = 64
+THREADS = 2
+APP = "corescale.worker.app:create_app"
+
+
+@dataclass
+class Server:
+    """One contender: how to start it and how many serving processes it has."""
+
+    name: str
+    workers: int
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def servers(port: int) -> list[Server]:
+    bind = f"127.0.0.1:{port}"
+    corescale = [str(VENV_BIN / "corescale-worker"), "--bind", bind, "--log-level", "warning"]
+    gunicorn = [str(VENV_BIN / "gunicorn"), "-b", bind, "--log-level", "warning"]
+    quiet = {"CORESCALE_DRAIN_DELAY": "0"}
+    return [
+        Server("corescale single", 1, [*corescale, "--mode", "single"], quiet),
+        Server(
+            "gunicorn -w 1",
+            1,
+            [*gunicorn, "-k", "aiohttp.GunicornWebWorker", "-w", "1", f"{APP}()"],
+        ),
+        Server(
+            "gunicorn uvloop -w 1",
+            1,
+            [*gunicorn, "-k", "aiohttp.GunicornUVLoopWebWorker", "-w", "1", f"{APP}()"],
+        ),
+        Server(
+            "corescale prefork 2", 2, [*corescale, "--mode", "prefork", "--workers", "2"], quiet
+        ),
+        Server(
+            "gunicorn -w 2",
+            2,
+            [*gunicorn, "-k", "aiohttp.GunicornWebWorker", "-w", "2", f"{APP}()"],
+        ),
+        Server(
+            "gunicorn uvloop -w 2",
+            2,
+            [*gunicorn, "-k", "aiohttp.GunicornUVLoopWebWorker", "-w", "2", f"{APP}()"],
+        ),
+        Server(
+            "node cluster 2",
+            2,
+            ["node", str(HERE / "node_cluster.js")],
+            {"WORKERS": "2", "PORT": str(port), "HOST": "127.0.0.1"},
+        ),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/")
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+def tree(pid: int) -> list[int]:
+    """pid and its descendants."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def memory(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS (private) of one process, in MiB."""
+    fields: dict[str, float] = {}
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    for line in text.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        fields[name] = float(rest.split()[0]) / 1024
+    return {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "uss": fields["Private_Clean"] + fields["Private_Dirty"],
+    }
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, **server.env}
+    proc = subprocess.Popen(
+        server.command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    port = int(server.env.get("PORT", "0")) or int(
+        server.command[
+            server.command.index("--bind" if "--bind" in server.command else "-b") + 1
+        ].rsplit(":", 1)[1]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{server.name} did not start: {proc.stderr.read().decode()}"
+                    if proc.stderr
+                    else server.name
+                )
+            time.sleep(0.1)
+        # Every worker must be up before measuring, not only the first.
+        deadline = time.monotonic() + 30
+        while len(tree(proc.pid)) < server.workers + (1 if server.workers > 1 else 0):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unknown latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, object]:
+    command = [
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    result: dict[str, object] = {"raw": out}
+    result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.MULTILINE)
+        result[f"p{pct}_ms"] = _ms(match.group(1)) if match else None
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        errors += sum(int(g) for g in match.groups())
+    result["errors"] = errors
+    result["pids"] = {pid: int(n) for pid, n in re.findall(r"^PID (\d+) (\d+)$", out, re.MULTILINE)}
+    return result
+
+
+def machine() -> dict[str, object]:
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(
+                cmd, capture_output=True, text=True, timeout=20, check=False
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"({exc})"
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "uptime": run("uptime"),
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "node": run("node", "--version"),
+        "wrk": run("wrk", "-v").splitlines()[0] if run("wrk", "-v") else "",
+        "busiest_processes": run("ps", "-eo", "pcpu,pid,comm", "--sort=-pcpu").splitlines()[:8],
+    }
+
+
+def measure(rounds: int, seconds: int) -> dict[str, object]:
+    results: dict[str, dict[str, object]] = {}
+    before = machine()
+    for round_number in range(rounds):
+        port = free_port()
+        for server in servers(port):
+            log.info("round %d/%d: %s", round_number + 1, rounds, server.name)
+            entry = results.setdefault(server.name, {"workers": server.workers, "runs": {}})
+            with running(server) as proc:
+                time.sleep(1.0)
+                if round_number == 0:
+                    entry["memory"] = {str(pid): memory(pid) for pid in tree(proc.pid)}
+                    entry["root_pid"] = proc.pid
+                runs: dict[str, list[dict[str, object]]] = entry["runs"]
+                for endpoint in ENDPOINTS:
+                    outcome = wrk(f"http://127.0.0.1:{port}{endpoint}", seconds)
+                    runs.setdefault(endpoint, []).append(outcome)
+                outcome = wrk(f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua")
+                runs.setdefault("/pid", []).append(outcome)
+    return {
+        "machine_before": before,
+        "machine_after": machine(),
+        "rounds": rounds,
+        "seconds": seconds,
+        "connections": CONNECTIONS,
+        "threads": THREADS,
+        "results": results,
+    }
+
+
+def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
+    summary: dict[str, dict[str, object]] = {}
+    results: dict[str, dict[str, object]] = data["results"]
+    for name, entry in results.items():
+        runs: dict[str, list[dict[str, object]]] = entry["runs"]
+        row: dict[str, object] = {"workers": entry["workers"]}
+        for endpoint in ENDPOINTS:
+            outcomes = runs[endpoint]
+            row[endpoint] = {
+                key: statistics.median(float(o[key]) for o in outcomes if o[key] is not None)
+                for key in ("rps", "p50_ms", "p99_ms")
+            }
+            row[endpoint]["errors"] = sum(int(o["errors"]) for o in outcomes)
+        ratios, shares = [], []
+        for outcome in runs["/pid"]:
+            counts = sorted(outcome["pids"].values())
+            total = sum(counts)
+            shares.append([round(100 * c / total, 1) for c in counts])
+            if len(counts) > 1:
+                ratios.append(counts[-1] / counts[0])
+        row["share_ratio"] = statistics.median(ratios) if ratios else None
+        row["share_ratio_max"] = max(ratios) if ratios else None
+        row["shares"] = shares
+        mem: dict[str, dict[str, float]] = entry["memory"]
+        root = str(entry["root_pid"])
+        row["rss_total"] = sum(m["rss"] for m in mem.values())
+        row["pss_total"] = sum(m["pss"] for m in mem.values())
+        others = [m for pid, m in mem.items() if pid != root]
+        row["rss_root"] = mem[root]["rss"]
+        row["worker_rss"] = statistics.mean(m["rss"] for m in others) if others else None
+        row["worker_uss"] = statistics.mean(m["uss"] for m in others) if others else None
+        row["worker_pss"] = statistics.mean(m["pss"] for m in others) if others else None
+        summary[name] = row
+    return summary
+
+
+def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> str:
+    def number(value: object, digits: int = 0) -> str:
+        return "-" if value is None else f"{float(value):,.{digits}f}"
+
+    before: dict[str, object] = data["machine_before"]
+    after: dict[str, object] = data["machine_after"]
+    lines = [
+        "# Worker benchmark",
+        "",
+        f"`make bench-worker` on {before['date']}: wrk -t{data['threads']} -c{data['connections']} "
+        f"(keep-alive), {data['seconds']} s per run, {data['rounds']} rounds with the servers "
+        "taking turns; medians over rounds. Everything on 127.0.0.1 of one machine "
+        f"({before['affinity']} CPUs, shared with wrk itself).",
+        "",
+        "| server | workers | `/` rps | `/` p50 ms | `/` p99 ms | `/cpu?ms=1` rps | "
+        "`/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest | idle RSS MiB (all) | "
+        "per worker RSS / USS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in summary.items():
+        root: dict[str, float] = row["/"]
+        cpu: dict[str, float] = row["/cpu?ms=1"]
+        per_worker = (
+            f"{number(row['worker_rss'], 1)} / {number(row['worker_uss'], 1)}"
+            if row["worker_rss"] is not None
+            else f"{number(row['rss_root'], 1)} (one process)"
+        )
+        lines.append(
+            f"| {name} | {row['workers']} | {number(root['rps'])} | {number(root['p50_ms'], 2)} | "
+            f"{number(root['p99_ms'], 2)} | {number(cpu['rps'])} | {number(cpu['p50_ms'], 2)} | "
+            f"{number(cpu['p99_ms'], 2)} | "
+            f"{number(row['share_ratio'], 2) if row['workers'] > 1 else '-'} | "
+            f"{number(row['rss_total'], 1)} | {per_worker} |"
+        )
+    lines += [
+        "",
+        "Worker shares on `/pid` per round (percent of requests per process): "
+        + "; ".join(
+            f"{name}: {row['shares']}" for name, row in summary.items() if row["workers"] > 1
+        ),
+        "",
+        "Errors (non-2xx and socket errors, all runs): "
+        + ", ".join(
+            f"{name} {int(row['/']['errors']) + int(row['/cpu?ms=1']['errors'])}"
+            for name, row in summary.items()
+        ),
+        "",
+        f"Load before: `{before['uptime']}`; after: `{after['uptime']}`.",
+        "",
+        "Busiest processes before the run (`ps -eo pcpu,pid,comm --sort=-pcpu`):",
+        "",
+        "```",
+        *before["busiest_processes"],
+        "```",
+        "",
+        f"Python {before['python']}, node {before['node']}, {before['wrk']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_DURATION", "6")))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    data = measure(args.rounds, args.seconds)
+    summary = summarize(data)
+    data["summary"] = summary
+    for entry in data["results"].values():
+        for outcomes in entry["runs"].values():
+            for outcome in outcomes:
+                outcome.pop("raw", None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "worker.json").write_text(json.dumps(data, indent=1))
+    (args.out / "worker.md").write_text(markdown(data, summary))
+    log.info("wrote %s", args.out / "worker.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

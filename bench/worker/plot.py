@@ -1,0 +1,58 @@
+"""Draws bench/results/worker.png from worker.json: throughput, p99 latency, worker spread."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ENDPOINTS = ("/", "/cpu?ms=1")
+
+
+def main(source: str, target: str) -> int:
+    data = json.loads(Path(source).read_text())
+    summary = data["summary"]
+    names = list(summary)
+    colors = [
+        "#1f77b4" if n.startswith("corescale") else "#7f7f7f" if "gunicorn" in n else "#2ca02c"
+        for n in names
+    ]
+    fig, axes = plt.subplots(1, 5, figsize=(22, 5.5))
+    for column, endpoint in enumerate(ENDPOINTS):
+        axis = axes[column]
+        axis.barh(names, [summary[n][endpoint]["rps"] for n in names], color=colors)
+        axis.set_title(f"requests/s on {endpoint}")
+        axis.invert_yaxis()
+        axis = axes[2 + column]
+        axis.barh(names, [summary[n][endpoint]["p99_ms"] for n in names], color=colors)
+        axis.set_title(f"p99 latency ms on {endpoint}")
+        axis.invert_yaxis()
+        axis.set_yticklabels([])
+    axis = axes[4]
+    multi = [n for n in names if summary[n]["workers"] > 1]
+    axis.barh(
+        multi,
+        [summary[n]["share_ratio"] for n in multi],
+        color=[colors[names.index(n)] for n in multi],
+    )
+    axis.axvline(1.2, color="red", linestyle="--", label="goal 1.2")
+    axis.set_title("busiest / quietest worker (/pid)")
+    axis.set_xlim(1.0, max(1.5, *(summary[n]["share_ratio_max"] for n in multi)))
+    axis.invert_yaxis()
+    axis.legend(loc="lower right")
+    fig.suptitle(
+        f"corescale worker vs gunicorn vs node cluster - wrk -c{data['connections']}, "
+        f"{data['seconds']} s x {data['rounds']} rounds, {data['machine_before']['date']}"
+    )
+    fig.tight_layout()
+    fig.savefig(target, dpi=90)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1], sys.argv[2]))

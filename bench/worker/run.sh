@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make bench-worker`: corescale single and prefork against gunicorn's aiohttp
+# worker and Node's cluster module, measured side by side with wrk on
+# 127.0.0.1. Writes bench/results/worker.{md,json,png}.
+# BENCH_DURATION (s per wrk run, default 6) and BENCH_ROUNDS (default 3) trade
+# time for steadier figures.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=${VENV:-.venv}
+for tool in wrk node; do
+  command -v "$tool" >/dev/null || { echo "bench-worker: $tool is missing (make deps installs it)" >&2; exit 1; }
+done
+mkdir -p bench/results
+"$venv/bin/python" bench/worker/bench.py --out bench/results
+"$venv/bin/python" bench/worker/plot.py bench/results/worker.json bench/results/worker.png
+echo "bench-worker: bench/results/worker.md and bench/results/worker.png"
