@@ -20,7 +20,7 @@ command -v go >/dev/null || die "Go 1.26 or newer is needed on PATH to build the
 # into a short running count, and keeps the full list in a log.
 progress() {
   local name=$1 n=0 line
-  local out=$SRC/$name.build.log
+  local out=$SRC/${name// /-}.build.log
   : >"$out"
   while IFS= read -r line; do
     printf '%s\n' "$line" >>"$out"
