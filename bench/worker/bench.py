@@ -283,15 +283,19 @@ def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
                 for key in ("rps", "p50_ms", "p99_ms")
             }
             row[endpoint]["errors"] = sum(int(o["errors"]) for o in outcomes)
-        ratios, shares = [], []
+        ratios, shares, busiest = [], [], []
+        workers = int(entry["workers"])
         for outcome in runs["/pid"]:
             counts = sorted(outcome["pids"].values())
+            counts = [0] * max(0, workers - len(counts)) + counts
             total = sum(counts)
             shares.append([round(100 * c / total, 1) for c in counts])
-            if len(counts) > 1:
-                ratios.append(counts[-1] / counts[0])
-        row["share_ratio"] = statistics.median(ratios) if ratios else None
-        row["share_ratio_max"] = max(ratios) if ratios else None
+            busiest.append(100 * counts[-1] / total)
+            # A worker that got nothing makes the ratio infinite; None stands for that.
+            ratios.append(counts[-1] / counts[0] if counts[0] else None)
+        finite = [r for r in ratios if r is not None]
+        row["share_ratio"] = statistics.median(finite) if len(finite) == len(ratios) else None
+        row["busiest_share"] = statistics.median(busiest)
         row["shares"] = shares
         mem: dict[str, dict[str, float]] = entry["memory"]
         root = str(entry["root_pid"])
@@ -321,7 +325,8 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
         f"({before['affinity']} CPUs, shared with wrk itself).",
         "",
         "| server | workers | `/` rps | `/` p50 ms | `/` p99 ms | `/cpu?ms=1` rps | "
-        "`/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest | idle RSS MiB (all) | "
+        "`/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest (busiest share) | "
+        "idle RSS MiB (all) | "
         "per worker RSS / USS MiB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -333,11 +338,17 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
             if row["worker_rss"] is not None
             else f"{number(row['rss_root'], 1)} (one process)"
         )
+        if row["workers"] == 1:
+            share = "-"
+        elif row["share_ratio"] is None:
+            share = f"inf ({number(row['busiest_share'])}% on one)"
+        else:
+            share = f"{number(row['share_ratio'], 2)} ({number(row['busiest_share'])}% on one)"
         lines.append(
             f"| {name} | {row['workers']} | {number(root['rps'])} | {number(root['p50_ms'], 2)} | "
             f"{number(root['p99_ms'], 2)} | {number(cpu['rps'])} | {number(cpu['p50_ms'], 2)} | "
             f"{number(cpu['p99_ms'], 2)} | "
-            f"{number(row['share_ratio'], 2) if row['workers'] > 1 else '-'} | "
+            f"{share} | "
             f"{number(row['rss_total'], 1)} | {per_worker} |"
         )
     lines += [

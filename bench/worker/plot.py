@@ -37,16 +37,17 @@ def main(source: str, target: str) -> int:
     multi = [n for n in names if summary[n]["workers"] > 1]
     axis.barh(
         multi,
-        [summary[n]["share_ratio"] for n in multi],
+        [summary[n]["busiest_share"] for n in multi],
         color=[colors[names.index(n)] for n in multi],
     )
-    axis.axvline(1.2, color="red", linestyle="--", label="goal 1.2")
-    axis.set_title("busiest / quietest worker (/pid)")
-    axis.set_xlim(1.0, max(1.5, *(summary[n]["share_ratio_max"] for n in multi)))
+    axis.axvline(50, color="black", linewidth=0.8, label="even (50%)")
+    axis.axvline(100 * 1.2 / 2.2, color="red", linestyle="--", label="goal: ratio 1.2 (54.5%)")
+    axis.set_title("busiest worker's share of /pid, % (2 workers)")
+    axis.set_xlim(40, 100)
     axis.invert_yaxis()
     axis.legend(loc="lower right")
     fig.suptitle(
-        f"corescale worker vs gunicorn vs node cluster - wrk -c{data['connections']}, "
+        f"corescale vs gunicorn vs node cluster: wrk -c{data['connections']}, "
         f"{data['seconds']} s x {data['rounds']} rounds, {data['machine_before']['date']}"
     )
     fig.tight_layout()

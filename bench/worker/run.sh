@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench-worker`: corescale single and prefork against gunicorn's aiohttp
 # worker and Node's cluster module, measured side by side with wrk on
-# 127.0.0.1. Writes bench/results/worker.{md,json,png}.
+# 127.0.0.1, then the accept-strategy measurement. Writes
+# bench/results/worker.{md,json,png} and bench/results/accept.{md,json}.
 # BENCH_DURATION (s per wrk run, default 6) and BENCH_ROUNDS (default 3) trade
 # time for steadier figures.
 set -euo pipefail
@@ -13,4 +14,5 @@ done
 mkdir -p bench/results
 "$venv/bin/python" bench/worker/bench.py --out bench/results
 "$venv/bin/python" bench/worker/plot.py bench/results/worker.json bench/results/worker.png
-echo "bench-worker: bench/results/worker.md and bench/results/worker.png"
+"$venv/bin/python" bench/worker/accept.py --out bench/results
+echo "bench-worker: bench/results/worker.md, worker.png and accept.md"
