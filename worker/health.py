@@ -1,21 +1,22 @@
 """The paths reserved in front of the user's app, and the per-request figures.
 
 /healthz, /readyz and /metrics share the app's port (docs/contract.md), so a
-pod has one port for traffic, probes and scraping. They are answered by the
-outermost middleware, before the user's own middlewares and routes, which
-also makes it the one place that times and counts every app request.
-Requests to the reserved paths are not counted: a probe every few seconds is
-not load, and the operator reads these figures to scale on load.
+pod has one port for traffic, probes and scraping. They are answered by a
+wrapper around the aiohttp server's request handler, before the app's
+routing and middlewares: an app with a catch-all route cannot shadow them,
+and an app without middlewares keeps aiohttp's faster path without any.
+The same wrapper times and counts every app request. Requests to the
+reserved paths are not counted: a probe every few seconds is not load, and
+the operator reads these figures to scale on load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from corescale.worker.metrics import SharedMetrics, Slot
 
@@ -24,6 +25,8 @@ RESERVED = frozenset({HEALTHZ, READYZ, METRICS})
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # nginx's code for a request whose client went away before the answer.
 CLIENT_CLOSED = 499
+
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class Front:
@@ -56,36 +59,39 @@ class Front:
             body=self._metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
         )
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Answers reserved paths; times, counts and (when closing) closes the rest."""
-        path = request.path
-        if path in RESERVED:
-            response: web.StreamResponse = self.reserved(path)
-        else:
-            slot = self._slot
-            slot.request_started()
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-            except web.HTTPException as exc:
-                status = exc.status
-                if self.closing:
-                    exc.force_close()
-                raise
-            except asyncio.CancelledError:
-                status = CLIENT_CLOSED
-                raise
-            finally:
-                slot.request_finished(status, time.perf_counter() - started)
-        if self.closing:
-            response.force_close()
-        return response
+    def wrap(self, handler: RequestHandler) -> RequestHandler:
+        """`handler` behind the reserved paths, the request figures and the closing flag."""
+        slot = self._slot
+
+        async def front(request: web.BaseRequest) -> web.StreamResponse:
+            path = request.path
+            if path in RESERVED:
+                response: web.StreamResponse = self.reserved(path)
+            else:
+                slot.request_started()
+                started = time.perf_counter()
+                status = 500
+                try:
+                    response = await handler(request)
+                    status = response.status
+                except web.HTTPException as exc:
+                    status = exc.status
+                    if self.closing:
+                        exc.force_close()
+                    raise
+                except asyncio.CancelledError:
+                    status = CLIENT_CLOSED
+                    raise
+                finally:
+                    slot.request_finished(status, time.perf_counter() - started)
+            if self.closing:
+                response.force_close()
+            return response
+
+        return front
 
 
-def bootstrap_app(front: Front) -> web.Application:
+def bootstrap_server(front: Front) -> web.Server:
     """What a single-mode process serves while the real app is being built.
 
     The port is open from the start, so probes get an honest 503 "starting"
@@ -93,9 +99,7 @@ def bootstrap_app(front: Front) -> web.Application:
     slow async factory connects to its database.
     """
 
-    async def starting(request: web.Request) -> web.Response:
+    async def starting(request: web.BaseRequest) -> web.Response:
         return web.Response(status=503, text="starting\n")
 
-    app = web.Application(middlewares=[front.middleware])
-    app.router.add_route("*", "/{tail:.*}", starting)
-    return app
+    return web.Server(front.wrap(starting))

@@ -31,7 +31,7 @@ from aiohttp import web
 from corescale.worker.accept import BalancedSite
 from corescale.worker.config import Accept, Config
 from corescale.worker.errors import BootError, ExitCode
-from corescale.worker.health import Front, bootstrap_app
+from corescale.worker.health import Front, bootstrap_server
 from corescale.worker.loader import Factory, build_app
 from corescale.worker.metrics import SharedMetrics, Slot, SlotState
 from corescale.worker.procs import release_free_memory
@@ -121,9 +121,9 @@ class ServingProcess:
             return web.SockSite(runner, self._sock, backlog=config.backlog)
         return BalancedSite(runner, self._sock, self._metrics, self._slot)
 
-    async def _start_bootstrap(self) -> web.AppRunner:
+    async def _start_bootstrap(self) -> web.ServerRunner:
         assert self._sock is not None
-        runner = web.AppRunner(bootstrap_app(self.front), access_log=None, shutdown_timeout=1)
+        runner = web.ServerRunner(bootstrap_server(self.front), shutdown_timeout=1)
         await runner.setup()
         await web.SockSite(runner, self._sock.dup(), backlog=self._config.backlog).start()
         return runner
@@ -132,13 +132,6 @@ class ServingProcess:
         """Builds the app and starts serving it; BootError if the app cannot start."""
         config = self._config
         app = await build_app(self._factory, config.app)
-        try:
-            app.middlewares.insert(0, self.front.middleware)
-        except RuntimeError as exc:
-            raise BootError(
-                f"APP {config.app!r} returned an application that is already frozen "
-                "(in use elsewhere); return a new web.Application"
-            ) from exc
         runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -150,6 +143,8 @@ class ServingProcess:
         except Exception as exc:
             log.exception("the startup hooks of APP %r raised", config.app)
             raise BootError(f"the startup hooks of APP {config.app!r} raised {exc!r}") from exc
+        assert runner.server is not None
+        runner.server.request_handler = self.front.wrap(runner.server.request_handler)
         self._runner = runner
         self._site = self._make_site(runner)
         await self._site.start()
