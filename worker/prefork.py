@@ -59,6 +59,8 @@ MASTER_SIGNALS = (
     signal.SIGTTIN,
     signal.SIGTTOU,
     signal.SIGCHLD,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
 )
 CRASH_LIMIT = 5
 CRASH_WINDOW = 60.0
@@ -177,6 +179,9 @@ class Master:
         while self._signals:
             signum = self._signals.popleft()
             if signum == signal.SIGCHLD:
+                continue
+            if signum in (signal.SIGUSR1, signal.SIGUSR2):
+                log.info("%s ignored", signal.Signals(signum).name)
                 continue
             name = signal.Signals(signum).name
             if signum in (signal.SIGTERM, signal.SIGINT):

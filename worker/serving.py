@@ -94,6 +94,8 @@ class ServingProcess:
         loop.add_signal_handler(signal.SIGQUIT, ask(Stop.FAST))
         if self._master_pid is None:
             loop.add_signal_handler(signal.SIGINT, ask(Stop.DRAIN))
+            for ignored in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                loop.add_signal_handler(ignored, _ignore, ignored)
         else:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             loop.add_signal_handler(signal.SIGUSR2, ask(Stop.RETIRE))
@@ -229,3 +231,8 @@ class ServingProcess:
     def _fast_exit(self) -> ExitCode:
         log.info("fast stop: exiting now")
         return ExitCode.OK
+
+
+def _ignore(signum: int) -> None:
+    """Signals that mean something to a prefork master must not kill a single process."""
+    log.info("%s ignored in single mode", signal.Signals(signum).name)

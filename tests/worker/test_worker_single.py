@@ -98,3 +98,12 @@ def test_access_log_is_off_unless_asked_for(start_worker: StartWorker, flag: lis
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     assert ('"GET /pid HTTP/1.1" 200' in worker.log()) == bool(flag)
+
+
+def test_prefork_only_signals_do_not_kill_a_single_process(start_worker: StartWorker) -> None:
+    worker = start_worker("--mode", "single")
+    for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        worker.signal(signum)
+    assert wait_until(lambda: worker.log().count("ignored in single mode") == 3, 10)
+    assert worker.get("/") == (200, "Hello from corescale\n")
+    assert worker.proc.poll() is None
