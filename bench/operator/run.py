@@ -244,7 +244,7 @@ def main() -> int:
         os.environ["KUBECONFIG"] = subprocess.run(
             [str(ROOT / "hack" / "cluster.sh"), "kubeconfig"], capture_output=True, text=True,
             check=True).stdout.strip()
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "crd"))
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "manifests" / "crd"))
     kubectl("wait", "--for=condition=Established", "crd/coreclusters.corescale.io")
     namespace = f"bench-operator-{secrets.token_hex(3)}"
     kubectl("create", "namespace", namespace)

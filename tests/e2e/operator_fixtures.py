@@ -108,7 +108,7 @@ class OperatorProcess:
 @pytest.fixture(scope="session")
 def crds(kubeconfig: str) -> None:
     """Install (or update) the CRDs from manifests/crd/ and wait until they serve."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(CRD_DIR))
     for name in CRD_NAMES:
         kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
