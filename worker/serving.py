@@ -64,7 +64,7 @@ class ServingProcess:
         self,
         config: Config,
         factory: Factory,
-        sock: socket.socket | None,
+        sock: socket.socket,
         metrics: SharedMetrics,
         slot: Slot,
         *,
@@ -113,18 +113,15 @@ class ServingProcess:
     def _make_site(self, runner: web.AppRunner) -> web.BaseSite:
         config = self._config
         if self._master_pid is None:
-            assert self._sock is not None
             return web.SockSite(runner, self._sock, backlog=config.backlog)
         if config.accept is Accept.REUSEPORT:
             own = bind_listener(config.host, config.port, config.backlog, reuse_port=True)
             return web.SockSite(runner, own, backlog=config.backlog)
-        assert self._sock is not None
         if config.accept is Accept.SHARED:
             return web.SockSite(runner, self._sock, backlog=config.backlog)
         return BalancedSite(runner, self._sock, self._metrics, self._slot)
 
     async def _start_bootstrap(self) -> web.ServerRunner:
-        assert self._sock is not None
         runner = web.ServerRunner(bootstrap_server(self.front), shutdown_timeout=1)
         await runner.setup()
         await web.SockSite(runner, self._sock.dup(), backlog=self._config.backlog).start()
