@@ -199,6 +199,9 @@ async def on_child_event(**kwargs: Any) -> None:
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Attach every handler to ``registry``."""
+    # kopf logs in with the same library and the same rules as kube.py
+    # (in-cluster, else KUBECONFIG), whichever other clients are installed.
+    kopf.on.login(registry=registry)(kopf.login_via_async_client)
     kopf.on.startup(registry=registry)(on_startup)
     kopf.on.cleanup(registry=registry)(on_cleanup)
     kopf.index(*CORECLUSTERS, registry=registry)(cc_index)
