@@ -98,7 +98,7 @@ def _deployment_action(
     scaled_by: str | None,
 ) -> Action | None:
     name = desired["metadata"]["name"]
-    shape = f"{spec.workers} workers in {spec.pods} {spec.mode} pods"
+    shape = f"{spec.workers} workers in {spec.pods} pods ({spec.mode} mode)"
     if current is None:
         if others:
             return Action("apply", desired, "SwitchingMode",

@@ -61,14 +61,19 @@ def _fresh_enough(entry: tuple[float, Any] | None) -> Any:
     return entry[1]
 
 
-def _event_target(body: Object) -> kopf.Body:
-    """What kopf's event poster needs to name the CoreCluster."""
+def _event(body: Object, kind: str, reason: str, message: str) -> None:
+    """Queue an event on the CoreCluster; kopf posts it in the background.
+
+    ``kopf.event`` rather than ``kopf.info``: the latter obeys the posting
+    level, which is kept at WARNING to silence kopf's own per-handler chatter.
+    """
     meta = body["metadata"]
-    return kopf.Body({
+    target = kopf.Body({
         "apiVersion": f"{render.GROUP}/{render.VERSION}",
         "kind": render.KIND,
         "metadata": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
     })
+    kopf.event(target, type=kind, reason=reason, message=message)
 
 
 def _now() -> str:
@@ -164,6 +169,12 @@ class Reconciler:
             await self._report(key, body, current, new, f"invalid spec: {exc}")
             return Outcome(str(exc))
 
+        log.debug(
+            "%s/%s: reconcile generation %s (status %s); deployments %s", *key, generation,
+            current.get("observedGeneration"),
+            {mode: (d["metadata"].get("resourceVersion"), d.get("spec", {}).get("replicas"))
+             for mode, d in seen.deployments.items()},
+        )
         spec_changed = current.get("observedGeneration") != generation
         scaled_by = (
             plan.replicas_changed_by(meta.get("managedFields") or []) if spec_changed else None
@@ -181,7 +192,7 @@ class Reconciler:
                 break
             if action.message:
                 log.info("%s/%s: %s", owner.namespace, owner.name, action.message)
-                kopf.info(_event_target(body), reason=action.reason, message=action.message)
+                _event(body, "Normal", action.reason, action.message)
 
         new = status.compute(owner, wanted, generation, self._observed(key, seen),
                              previous=current.get("conditions") or [], now=_now(), error=problem)
@@ -220,7 +231,7 @@ class Reconciler:
         if degraded["status"] == "True" and degraded["message"] != before.get("message"):
             text = error or degraded["message"]
             log.warning("%s/%s: %s", key[0], key[1], text)
-            kopf.warn(_event_target(body), reason=degraded["reason"], message=text)
+            _event(body, "Warning", degraded["reason"], text)
         elif degraded["status"] == "False" and before.get("status") == "True":
             log.info("%s/%s: recovered: %s", key[0], key[1], degraded["message"])
-            kopf.info(_event_target(body), reason="Recovered", message="no problem seen any more")
+            _event(body, "Normal", "Recovered", "no problem seen any more")

@@ -188,7 +188,7 @@ def compute(
     done = rolled_out(current, desired) and not others and observed.service is not None
     ready_text = (
         f"{counts['readyReplicas']}/{spec.workers} workers ready in "
-        f"{counts['readyPods']}/{spec.pods} {spec.mode} pods"
+        f"{counts['readyPods']}/{spec.pods} pods ({spec.mode} mode)"
     )
 
     if done:

@@ -42,7 +42,7 @@ def test_first_reconcile_creates_everything() -> None:
         ("apply", "Service", "Created"),
         ("apply", "PodDisruptionBudget", "Created"),
     ]
-    assert actions[0].message == "created Deployment hello-pods: 2 workers in 2 pods pods"
+    assert actions[0].message == "created Deployment hello-pods: 2 workers in 2 pods (pods mode)"
 
 
 def test_a_quiet_cluster_needs_no_call() -> None:

@@ -40,7 +40,7 @@ def test_all_ready_is_ready_and_counts_workers() -> None:
     assert (result["pods"], result["readyPods"]) == (2, 2)
     assert result["selector"] == "corescale.io/cluster=hello"
     assert result["observedGeneration"] == 3
-    assert result["conditions"][0]["message"] == "4/4 workers ready in 2/2 prefork pods"
+    assert result["conditions"][0]["message"] == "4/4 workers ready in 2/2 pods (prefork mode)"
 
 
 def test_partly_ready_is_progressing() -> None:
