@@ -25,7 +25,7 @@ import kopf
 
 from corescale.operator import kube, render, status
 from corescale.operator.kube import KubeError
-from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler
+from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,30 @@ def observed(key: Key, kwargs: Mapping[str, Any]) -> status.Observed:
     )
 
 
+def _version(body: Mapping[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+def snapshot(
+    key: Key, kwargs: Mapping[str, Any], body: Mapping[str, Any] | None = None
+) -> Snapshot:
+    """A reader of the newest CoreCluster and children, for when the reconcile gets its turn.
+
+    kopf's indexes are live views, so reading them later gives later state;
+    ``body`` (what a handler was called with) is used if the index is older.
+    """
+
+    def take() -> tuple[Mapping[str, Any] | None, status.Observed]:
+        candidates = [*kwargs["cc_index"].get(key, ()), *([body] if body is not None else [])]
+        newest = max(candidates, key=_version, default=None)
+        return newest, observed(key, kwargs)
+
+    return take
+
+
 def _reconciler(memo: kopf.Memo) -> Reconciler:
     reconciler: Reconciler = memo["reconciler"]
     return reconciler
@@ -157,7 +181,7 @@ async def on_corecluster(**kwargs: Any) -> None:
     body: kopf.Body = kwargs["body"]
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     try:
-        outcome = await _reconciler(kwargs["memo"]).reconcile(body, observed(key, kwargs))
+        outcome = await _reconciler(kwargs["memo"]).reconcile(key, snapshot(key, kwargs, body))
     except KubeError as exc:
         outcome = Outcome(exc.message, exc.transient)
     if outcome.error and outcome.transient:
@@ -171,7 +195,7 @@ async def on_resync(**kwargs: Any) -> None:
     body: kopf.Body = kwargs["body"]
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     try:
-        await _reconciler(kwargs["memo"]).reconcile_soon(body, observed(key, kwargs))
+        await _reconciler(kwargs["memo"]).reconcile_soon(key, snapshot(key, kwargs, body))
     except KubeError as exc:
         log.warning("%s/%s: resync failed: %s", *key, exc.message)
 
@@ -190,11 +214,12 @@ async def on_child_event(**kwargs: Any) -> None:
     if "reconciler" not in memo:
         return
     key = _child_key(kwargs["namespace"], kwargs["labels"])
-    for owner in kwargs["cc_index"].get(key, ()):
-        try:
-            await _reconciler(memo).reconcile_soon(owner, observed(key, kwargs))
-        except KubeError as exc:
-            log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+    if not kwargs["cc_index"].get(key):
+        return  # its CoreCluster is gone; garbage collection removes the child
+    try:
+        await _reconciler(memo).reconcile_soon(key, snapshot(key, kwargs))
+    except KubeError as exc:
+        log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:

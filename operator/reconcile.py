@@ -19,7 +19,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 Object = Mapping[str, Any]
+Snapshot = Callable[[], tuple[Object | None, status.Observed]]
+"""Reads the CoreCluster and its children from the watches, as they are now."""
 TRANSIENT_DELAY = 5.0
 """Seconds before kopf retries after an API error that may pass by itself."""
 MEMORY_SECONDS = 15.0
@@ -132,34 +134,39 @@ class Reconciler:
         self._status.pop(key, None)
         return stored
 
-    async def reconcile_soon(self, body: Object, seen: status.Observed) -> Outcome:
+    async def reconcile_soon(self, key: Key, snapshot: Snapshot) -> Outcome:
         """Reconcile unless a run for this CoreCluster is already waiting.
 
         A waiting run will read the newest watch state when it starts, so the
         event that called this adds nothing: bursts of child events (a
         rollout updates a Deployment's status many times) cost one run.
         """
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if key in self._queued:
             return Outcome()
         self._queued.add(key)
-        return await self.reconcile(body, seen, queued=True)
+        return await self.reconcile(key, snapshot, queued=True)
 
-    async def reconcile(self, body: Object, seen: status.Observed, queued: bool = False) -> Outcome:
-        meta = body["metadata"]
-        key = (meta["namespace"], meta["name"])
+    async def reconcile(self, key: Key, snapshot: Snapshot, queued: bool = False) -> Outcome:
+        """Reconcile one CoreCluster with the state ``snapshot`` returns once it is its turn.
+
+        The snapshot is taken inside the lock, never when the trigger fired:
+        a run that waited behind another must see what that one did.
+        """
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if queued:
                 self._queued.discard(key)
-            if meta.get("deletionTimestamp"):
+            body, seen = snapshot()
+            if body is None or body["metadata"].get("deletionTimestamp"):
                 return Outcome()
-            return await self._reconcile(key, body, self._observed(key, seen))
+            return await self._reconcile(key, body, seen)
 
-    async def _reconcile(self, key: Key, body: Object, seen: status.Observed) -> Outcome:
+    async def _reconcile(self, key: Key, body: Object, watched: status.Observed) -> Outcome:
+        """``watched`` is the watches' view; it is merged with own writes before each use."""
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
         current = self._current_status(key, body)
+        seen = self._observed(key, watched)
         owner = render.Owner(meta["name"], meta["namespace"], meta["uid"])
         try:
             spec.check_name(owner.name)
@@ -194,7 +201,7 @@ class Reconciler:
                 log.info("%s/%s: %s", owner.namespace, owner.name, action.message)
                 _event(body, "Normal", action.reason, action.message)
 
-        new = status.compute(owner, wanted, generation, self._observed(key, seen),
+        new = status.compute(owner, wanted, generation, self._observed(key, watched),
                              previous=current.get("conditions") or [], now=_now(), error=problem)
         await self._report(key, body, current, new, problem.message if problem else None)
         return Outcome(problem.message if problem else None, transient)
