@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(ours.log_format, ours.log_level)
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, ours)
+    handlers.register(registry)
     kopf.run(
         registry=registry,
         clusterwide=ours.clusterwide,

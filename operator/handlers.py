@@ -6,13 +6,18 @@ What wakes a reconcile:
   HPA, which change ``spec.replicas``) or found at startup (resume);
 * any event on a child (Deployment, Service, PodDisruptionBudget, or a pod):
   this repairs drift within seconds and keeps the status current;
-* a timer every ``CORESCALE_RESYNC_SECONDS`` as a safety net.
+* a retry every ``CORESCALE_RESYNC_SECONDS`` while the API server refuses
+  a child for reasons outside the spec (permissions, quota, admission).
+
+There is deliberately no kopf timer: kopf puts a finalizer on every object
+with a timer, and a finalizer makes deleting a CoreCluster (or its
+namespace) hang whenever the operator is not running.
 
 The children are read from kopf indexes, in-memory views that kopf keeps
 current from its watches, so a reconcile that finds nothing to change makes
 no API call at all. Handlers are registered by :func:`register` rather than
 by decorators at import, so importing this module has no side effects and
-the resync interval can come from the settings.
+the operator runs on its own registry.
 """
 
 from __future__ import annotations
@@ -177,27 +182,25 @@ async def on_cleanup(**kwargs: Any) -> None:
 
 
 async def on_corecluster(**kwargs: Any) -> None:
-    """Create, update, resume: reconcile, and let kopf retry what may pass."""
+    """Create, update, resume: reconcile, and let kopf retry what may pass.
+
+    An apply refused for a reason outside the spec (RBAC, quota, admission)
+    is retried every resync interval, since someone may fix the cause; a
+    spec the operator cannot use waits for the next change of the spec.
+    """
     body: kopf.Body = kwargs["body"]
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     try:
         outcome = await _reconciler(kwargs["memo"]).reconcile(key, snapshot(key, kwargs, body))
     except KubeError as exc:
         outcome = Outcome(exc.message, exc.transient)
-    if outcome.error and outcome.transient:
-        raise kopf.TemporaryError(outcome.error, delay=TRANSIENT_DELAY)
-    if outcome.error:
+    if outcome.error is None:
+        return
+    if outcome.invalid:
         raise kopf.PermanentError(outcome.error)
-
-
-async def on_resync(**kwargs: Any) -> None:
-    """The safety net: reconcile, and only log failures (the next tick retries)."""
-    body: kopf.Body = kwargs["body"]
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    try:
-        await _reconciler(kwargs["memo"]).reconcile_soon(key, snapshot(key, kwargs, body))
-    except KubeError as exc:
-        log.warning("%s/%s: resync failed: %s", *key, exc.message)
+    ours: Settings = kwargs["memo"]["settings"]
+    delay = TRANSIENT_DELAY if outcome.transient else ours.resync_seconds
+    raise kopf.TemporaryError(outcome.error, delay=delay)
 
 
 async def on_corecluster_event(**kwargs: Any) -> None:
@@ -222,7 +225,7 @@ async def on_child_event(**kwargs: Any) -> None:
         log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
 
 
-def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+def register(registry: kopf.OperatorRegistry) -> None:
     """Attach every handler to ``registry``."""
     # kopf logs in with the same library and the same rules as kube.py
     # (in-cluster, else KUBECONFIG), whichever other clients are installed.
@@ -236,8 +239,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.index(*CHILDREN["pods"], labels=OURS, registry=registry)(pod_index)
     for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
         cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
-    kopf.timer(*CORECLUSTERS, interval=settings.resync_seconds,
-               initial_delay=settings.resync_seconds, registry=registry)(on_resync)
     kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
     for resource in CHILDREN.values():
         kopf.on.event(*resource, labels=OURS, registry=registry)(on_child_event)

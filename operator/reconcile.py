@@ -47,6 +47,9 @@ class Outcome:
 
     error: str | None = None
     transient: bool = False
+    """The same call may work in a moment (timeouts, conflicts, overload)."""
+    invalid: bool = False
+    """Only a new spec can help."""
 
 
 def _version(obj: Object | None) -> int:
@@ -174,7 +177,7 @@ class Reconciler:
         except spec.SpecError as exc:
             new = status.invalid(generation, str(exc), current.get("conditions") or [], _now())
             await self._report(key, body, current, new, f"invalid spec: {exc}")
-            return Outcome(str(exc))
+            return Outcome(str(exc), invalid=True)
 
         log.debug(
             "%s/%s: reconcile generation %s (status %s); deployments %s", *key, generation,

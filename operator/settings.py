@@ -40,7 +40,7 @@ class Settings:
     liveness: str
     """HOST:PORT of the liveness endpoint (``/healthz``); empty disables it."""
     resync_seconds: float
-    """Interval of the safety-net reconcile of every CoreCluster."""
+    """How often an apply the API server refused (RBAC, quota, admission) is retried."""
 
     @property
     def clusterwide(self) -> bool:

@@ -2,7 +2,7 @@
 
 import kopf
 
-from corescale.operator import handlers, settings
+from corescale.operator import handlers
 
 
 def _obj(name: str, **labels: str) -> dict[str, object]:
@@ -11,12 +11,13 @@ def _obj(name: str, **labels: str) -> dict[str, object]:
 
 def test_register_wires_every_trigger() -> None:
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, settings.load({"CORESCALE_RESYNC_SECONDS": "7"}))
+    handlers.register(registry)
     assert {h.id for h in registry._indexing.get_all_handlers()} == {
         "cc_index", "deployment_index", "service_index", "budget_index", "pod_index"}
     assert [h.id for h in registry._changing.get_all_handlers()] == ["reconcile"] * 3
-    (timer,) = registry._spawning.get_all_handlers()
-    assert timer.interval == 7.0
+    # No timers or daemons: kopf would put a finalizer on every CoreCluster.
+    assert not registry._spawning.get_all_handlers()
+    assert not any(h.requires_finalizer for h in registry._changing.get_all_handlers())
     watching = [h.id for h in registry._watching.get_all_handlers()]
     assert watching.count("on_child_event") == 4
 
