@@ -150,6 +150,7 @@ class Kube:
                 _path(body, "status"),
                 f"update the status of {namespace}/{name}",
                 body={"status": dict(status)},
+                query=[("fieldManager", FIELD_MANAGER)],
                 content_type="application/merge-patch+json",
             )
         except KubeError as exc:

@@ -60,11 +60,17 @@ def _template_change(observed: Object, desired: Object) -> str:
     return ", ".join(parts) or "pod template"
 
 
-def replicas_changed_by(managed_fields: Iterable[Object]) -> str | None:
+SCALE_SUBRESOURCE = "kubectl scale or an autoscaler"
+
+
+def replicas_changed_by(managed_fields: Iterable[Object]) -> str:
     """Who last set ``spec.replicas``, from the CoreCluster's managedFields.
 
-    ``kubectl scale`` and autoscalers write through the scale subresource, so
-    the entry's ``subresource`` tells them apart from an edit of the spec.
+    ``kubectl scale`` and autoscalers write through the scale subresource.
+    For custom resources the API server (1.37) records no manager for such a
+    write and drops the field from its previous owner, so a ``spec.replicas``
+    that nobody owns was last set through the scale subresource; an entry
+    marked ``subresource: scale`` is honoured too, should a version record it.
     """
     latest: Object | None = None
     for entry in managed_fields:
@@ -74,7 +80,7 @@ def replicas_changed_by(managed_fields: Iterable[Object]) -> str | None:
         ):
             latest = entry
     if latest is None:
-        return None
+        return SCALE_SUBRESOURCE
     manager = str(latest.get("manager", "unknown"))
     if latest.get("subresource") == "scale":
         if manager.startswith("kubectl"):

@@ -186,9 +186,7 @@ class Reconciler:
              for mode, d in seen.deployments.items()},
         )
         spec_changed = current.get("observedGeneration") != generation
-        scaled_by = (
-            plan.replicas_changed_by(meta.get("managedFields") or []) if spec_changed else None
-        )
+        scaled_by = plan.replicas_changed_by(meta.get("managedFields") or [])
         todo = plan.actions(owner, wanted, seen, spec_changed=spec_changed, first=not current,
                             scaled_by=scaled_by)
         problem: status.Problem | None = None

@@ -121,7 +121,7 @@ def test_mode_switch_keeps_the_old_pods_until_the_new_ones_are_ready() -> None:
 
 def test_who_changed_replicas_from_managed_fields() -> None:
     replicas = {"f:spec": {"f:replicas": {}}}
-    assert plan.replicas_changed_by([]) is None
+    assert plan.replicas_changed_by([]) == "kubectl scale or an autoscaler"
     assert plan.replicas_changed_by([
         {"manager": "kubectl-client-side-apply", "time": "2026-01-01T00:00:00Z",
          "fieldsV1": replicas},
