@@ -14,6 +14,7 @@ from tests.e2e.operator_fixtures import (  # noqa: F401 - fixtures
     condition,
     corecluster,
     crds,
+    events,
     get,
     items,
     operator,
@@ -30,12 +31,13 @@ DRIFT_REPAIR_TIMEOUT = 30
 def test_edited_and_deleted_children_are_put_back(
     operator: OperatorProcess, namespace: str  # noqa: F811
 ) -> None:
-    apply(namespace, corecluster("hello", replicas=1))
-    wait_ready(namespace, "hello", workers=1)
+    """At zero replicas, so that it needs no pod start and loads the node little."""
+    apply(namespace, corecluster("hello", replicas=0))
+    wait_ready(namespace, "hello", workers=0)
 
     kubectl("scale", "-n", namespace, "deployment/hello-pods", "--replicas=3")
     wait_for("the Deployment's replicas to be put back",
-             lambda: get(namespace, "deployment", "hello-pods")["spec"]["replicas"] == 1,
+             lambda: get(namespace, "deployment", "hello-pods")["spec"]["replicas"] == 0,
              timeout=DRIFT_REPAIR_TIMEOUT)
     wait_event(namespace, "hello", "Repaired", "put back Deployment hello-pods")
 
@@ -49,7 +51,9 @@ def test_edited_and_deleted_children_are_put_back(
     kubectl("delete", "-n", namespace, "pdb/hello")
     wait_for("the PodDisruptionBudget to be re-created",
              lambda: get(namespace, "pdb", "hello"), timeout=DRIFT_REPAIR_TIMEOUT)
-    wait_ready(namespace, "hello", workers=1)
+    wait_ready(namespace, "hello", workers=0)
+    repairs = [e for e in events(namespace, "hello") if e["reason"] == "Repaired"]
+    assert len(repairs) == 3, [e["message"] for e in repairs]  # one per drift, no echo
 
 
 @pytest.mark.e2e

@@ -48,13 +48,16 @@ def test_only_the_highest_priority_acts_and_a_standby_takes_over(
 
     wait_for("both operators in the KopfPeering", peers, timeout=60)
 
-    apply(namespace, corecluster("hello", replicas=1))
-    wait_ready(namespace, "hello", workers=1)
+    apply(namespace, corecluster("hello", replicas=0))  # no pods: this is about the operators
+    wait_ready(namespace, "hello", workers=0)
     assert f"{namespace}/hello: created Deployment hello-pods" in active.log()
     assert "hello:" not in standby.log()
 
     active.stop()  # a clean stop removes its peering record at once
-    kubectl("scale", "-n", namespace, "corecluster/hello", "--replicas=2")
-    wait_ready(namespace, "hello", workers=2)
+    kubectl("scale", "-n", namespace, "corecluster/hello", "--replicas=1")
     wait_for("the standby to take over",
-             lambda: f"{namespace}/hello: scaled 1 -> 2 workers" in standby.log(), timeout=60)
+             lambda: f"{namespace}/hello: scaled 0 -> 1 workers" in standby.log(), timeout=60)
+    deployment = json.loads(kubectl("get", "-n", namespace, "deployment", "hello-pods", "-o",
+                                    "json"))
+    assert deployment["spec"]["replicas"] == 1
+    assert "scaled" not in active.log()
