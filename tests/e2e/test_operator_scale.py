@@ -137,13 +137,16 @@ class _Traffic(threading.Thread):
 
 @pytest.mark.e2e
 def test_switching_mode_keeps_serving(operator: OperatorProcess, namespace: str) -> None:  # noqa: F811
-    apply(namespace, corecluster("hello", replicas=2))
+    # The default drain (5 s), not the tests' short one: kube-proxy must
+    # have dropped a stopping pod before it stops serving.
+    apply(namespace, corecluster("hello", replicas=2, drainSeconds=5))
     wait_ready(namespace, "hello", workers=2)
     traffic = _Traffic(service_url(namespace, "hello"))
     traffic.start()
     try:
         wait_for("traffic to flow", lambda: traffic.ok > 10, timeout=30)
-        apply(namespace, corecluster("hello", replicas=2, mode="prefork", workersPerPod=2))
+        apply(namespace, corecluster("hello", replicas=2, drainSeconds=5, mode="prefork",
+                                     workersPerPod=2))
         cc = wait_ready(namespace, "hello", workers=2)
         wait_for("the pods Deployment to go",
                  lambda: not items(namespace, "deployments", SELECTOR + ",corescale.io/mode=pods"),
