@@ -36,6 +36,11 @@ ENDPOINTS = ("/", "/cpu?ms=1")
 CONNECTIONS = 64
 THREADS = 2
 APP = "corescale.worker.app:create_app"
+# The spread over workers, measured on /pid twice: flat out (each worker's
+# share then follows the CPU the scheduler gives it), and paced at one request
+# per connection every 10 ms (6,400 requests/s in all, below saturation: the
+# share then follows how the connections were spread over the workers).
+SPREADS = {"saturated": "0", "paced": "10"}
 
 
 @dataclass
@@ -187,7 +192,9 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, object]:
+def wrk(
+    url: str, seconds: int, script: Path | None = None, script_args: tuple[str, ...] = ()
+) -> dict[str, object]:
     command = [
         "wrk",
         f"-t{THREADS}",
@@ -199,8 +206,9 @@ def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, object]
     ]
     if script is not None:
         command += ["-s", str(script)]
+    tail = ["--", *script_args] if script_args else []
     out = subprocess.run(
-        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+        [*command, url, *tail], capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
     result: dict[str, object] = {"raw": out}
     result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -257,8 +265,11 @@ def measure(rounds: int, seconds: int) -> dict[str, object]:
                 for endpoint in ENDPOINTS:
                     outcome = wrk(f"http://127.0.0.1:{port}{endpoint}", seconds)
                     runs.setdefault(endpoint, []).append(outcome)
-                outcome = wrk(f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua")
-                runs.setdefault("/pid", []).append(outcome)
+                for spread, pause in SPREADS.items():
+                    outcome = wrk(
+                        f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua", (pause,)
+                    )
+                    runs.setdefault(spread, []).append(outcome)
     return {
         "machine_before": before,
         "machine_after": machine(),
@@ -283,20 +294,24 @@ def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
                 for key in ("rps", "p50_ms", "p99_ms")
             }
             row[endpoint]["errors"] = sum(int(o["errors"]) for o in outcomes)
-        ratios, shares, busiest = [], [], []
         workers = int(entry["workers"])
-        for outcome in runs["/pid"]:
-            counts = sorted(outcome["pids"].values())
-            counts = [0] * max(0, workers - len(counts)) + counts
-            total = sum(counts)
-            shares.append([round(100 * c / total, 1) for c in counts])
-            busiest.append(100 * counts[-1] / total)
-            # A worker that got nothing makes the ratio infinite; None stands for that.
-            ratios.append(counts[-1] / counts[0] if counts[0] else None)
-        finite = [r for r in ratios if r is not None]
-        row["share_ratio"] = statistics.median(finite) if len(finite) == len(ratios) else None
-        row["busiest_share"] = statistics.median(busiest)
-        row["shares"] = shares
+        for spread in SPREADS:
+            ratios, shares, busiest = [], [], []
+            for outcome in runs[spread]:
+                counts = sorted(outcome["pids"].values())
+                counts = [0] * max(0, workers - len(counts)) + counts
+                total = sum(counts)
+                shares.append([round(100 * c / total, 1) for c in counts])
+                busiest.append(100 * counts[-1] / total)
+                # A worker that got nothing makes the ratio infinite; None stands for that.
+                ratios.append(counts[-1] / counts[0] if counts[0] else None)
+            finite = [r for r in ratios if r is not None]
+            row[spread] = {
+                "ratio": statistics.median(finite) if len(finite) == len(ratios) else None,
+                "worst_ratio": max(finite) if len(finite) == len(ratios) else None,
+                "busiest_share": statistics.median(busiest),
+                "shares": shares,
+            }
         mem: dict[str, dict[str, float]] = entry["memory"]
         root = str(entry["root_pid"])
         row["rss_total"] = sum(m["rss"] for m in mem.values())
@@ -325,10 +340,9 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
         f"({before['affinity']} CPUs, shared with wrk itself).",
         "",
         "| server | workers | `/` rps | `/` p50 ms | `/` p99 ms | `/cpu?ms=1` rps | "
-        "`/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest (busiest share) | "
-        "idle RSS MiB (all) | "
-        "per worker RSS / USS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "`/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest, paced | "
+        "busiest/quietest, saturated | idle RSS MiB (all) | per worker RSS / USS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in summary.items():
         root: dict[str, float] = row["/"]
@@ -338,24 +352,37 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
             if row["worker_rss"] is not None
             else f"{number(row['rss_root'], 1)} (one process)"
         )
-        if row["workers"] == 1:
-            share = "-"
-        elif row["share_ratio"] is None:
-            share = f"inf ({number(row['busiest_share'])}% on one)"
-        else:
-            share = f"{number(row['share_ratio'], 2)} ({number(row['busiest_share'])}% on one)"
+        shares = []
+        for spread in SPREADS:
+            figures: dict[str, object] = row[spread]
+            if row["workers"] == 1:
+                shares.append("-")
+            elif figures["ratio"] is None:
+                shares.append(f"inf ({number(figures['busiest_share'])}% on one)")
+            else:
+                shares.append(
+                    f"{number(figures['ratio'], 2)} (worst {number(figures['worst_ratio'], 2)})"
+                )
         lines.append(
             f"| {name} | {row['workers']} | {number(root['rps'])} | {number(root['p50_ms'], 2)} | "
             f"{number(root['p99_ms'], 2)} | {number(cpu['rps'])} | {number(cpu['p50_ms'], 2)} | "
             f"{number(cpu['p99_ms'], 2)} | "
-            f"{share} | "
+            f"{shares[1]} | {shares[0]} | "
             f"{number(row['rss_total'], 1)} | {per_worker} |"
         )
     lines += [
         "",
-        "Worker shares on `/pid` per round (percent of requests per process): "
+        "Busiest/quietest: requests served by the busiest worker over those of the quietest, "
+        "on `/pid`, median over rounds (worst round in brackets). *Paced*: every connection "
+        "sends one request per 10 ms (6,400 requests/s, below saturation), so the spread "
+        "shows how connections were spread; *saturated*: wrk flat out, so each worker's share "
+        "follows the CPU time the scheduler gives it, with wrk on the same two CPUs.",
+        "",
+        "Shares per round, percent of requests per worker: "
         + "; ".join(
-            f"{name}: {row['shares']}" for name, row in summary.items() if row["workers"] > 1
+            f"{name}: paced {row['paced']['shares']}, saturated {row['saturated']['shares']}"
+            for name, row in summary.items()
+            if row["workers"] > 1
         ),
         "",
         "Errors (non-2xx and socket errors, all runs): "

@@ -1,5 +1,8 @@
 -- wrk script: counts which process (the body of /pid) answered each request,
 -- so every server's spread over its workers is measured the same way.
+-- `wrk ... -s pid_share.lua URL -- MS` paces each connection to one request
+-- every MS milliseconds (below saturation, so the spread shows how the
+-- connections were spread, not how the scheduler shared the CPUs).
 local threads = {}
 
 function setup(thread)
@@ -8,6 +11,11 @@ end
 
 function init(args)
   counts = {}
+  pause = tonumber(args[1] or "0")
+end
+
+function delay()
+  return pause
 end
 
 function response(status, headers, body)

@@ -35,17 +35,31 @@ def main(source: str, target: str) -> int:
         axis.set_yticklabels([])
     axis = axes[4]
     multi = [n for n in names if summary[n]["workers"] > 1]
+    rows = range(len(multi))
+    height = 0.4
     axis.barh(
-        multi,
-        [summary[n]["busiest_share"] for n in multi],
+        [r - height / 2 for r in rows],
+        [summary[n]["paced"]["busiest_share"] for n in multi],
+        height,
         color=[colors[names.index(n)] for n in multi],
+        label="paced (below saturation)",
     )
-    axis.axvline(50, color="black", linewidth=0.8, label="even (50%)")
-    axis.axvline(100 * 1.2 / 2.2, color="red", linestyle="--", label="goal: ratio 1.2 (54.5%)")
-    axis.set_title("busiest worker's share of /pid, % (2 workers)")
+    axis.barh(
+        [r + height / 2 for r in rows],
+        [summary[n]["saturated"]["busiest_share"] for n in multi],
+        height,
+        color=[colors[names.index(n)] for n in multi],
+        alpha=0.45,
+        hatch="//",
+        label="saturated",
+    )
+    axis.set_yticks(list(rows), multi)
+    axis.axvline(50, color="black", linewidth=0.8)
+    axis.axvline(100 * 1.2 / 2.2, color="red", linestyle="--", label="ratio 1.2 (54.5%)")
+    axis.set_title("busiest worker's share of /pid, %")
     axis.set_xlim(40, 100)
     axis.invert_yaxis()
-    axis.legend(loc="lower right")
+    axis.legend(loc="lower right", fontsize="small")
     fig.suptitle(
         f"corescale vs gunicorn vs node cluster: wrk -c{data['connections']}, "
         f"{data['seconds']} s x {data['rounds']} rounds, {data['machine_before']['date']}"
