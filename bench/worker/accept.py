@@ -3,8 +3,9 @@
 For each strategy (balanced, shared, reuseport), a prefork master with two
 workers gets:
 
-* 64 keep-alive connections from wrk on /pid: the share of requests and of
-  open connections (corescale_connections, scraped mid-run) per worker;
+* 64 keep-alive connections from wrk on /pid, paced below saturation and
+  flat out (see bench.SPREADS): the share of requests and of open
+  connections (corescale_connections, scraped mid-run) per worker;
 * new connections for every request to /cpu?ms=2 (so that connections
   queue in the kernel) while SIGHUP replaces both workers twice:
   the requests that failed (a worker's own SO_REUSEPORT socket takes its
@@ -26,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench import free_port, wrk
+from bench import SPREADS, free_port, wrk
 
 log = logging.getLogger("bench.accept")
 
@@ -105,20 +106,20 @@ def measure(strategy: str, seconds: int) -> dict[str, object]:
         mid: list[int] = []
         timer = threading.Timer(seconds / 2, lambda: mid.extend(connections(port)))
         timer.start()
-        share = wrk(f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua")
+        spreads: dict[str, list[int]] = {}
+        for spread, pause in SPREADS.items():
+            share = wrk(f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua", (pause,))
+            spreads[spread] = sorted(share["pids"].values())
         timer.join()
-        counts = sorted(share["pids"].values())
         hup = hup_under_load(proc.pid, port, seconds)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    return {
-        "requests_per_worker": counts,
-        "request_ratio": counts[-1] / counts[0] if len(counts) == 2 and counts[0] else None,
-        "connections_per_worker": mid,
-        "rps": share["rps"],
-        "sighup": hup,
-    }
+    return {"requests_per_worker": spreads, "connections_per_worker": mid, "sighup": hup}
+
+
+def _ratio(counts: list[int]) -> str:
+    return f"{counts[-1] / counts[0]:.2f}" if len(counts) == 2 and counts[0] else "inf"
 
 
 def main() -> int:
@@ -141,18 +142,19 @@ def main() -> int:
         f"{args.rounds} rounds of {args.seconds} s, corescale prefork with 2 workers; "
         f"load: `{uptime.strip()}`.",
         "",
-        "| strategy | requests per worker (64 keep-alive conns) | busiest/quietest | "
-        "open connections per worker | failed / total, 2x SIGHUP, new conns on /cpu?ms=2 |",
-        "| --- | --- | --- | --- | --- |",
+        "| strategy | open connections per worker (64 keep-alive) | requests per worker, "
+        "paced | busiest/quietest, paced | requests per worker, saturated | "
+        "busiest/quietest, saturated | failed / total, 2x SIGHUP, new conns on /cpu?ms=2 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for strategy, runs in results.items():
         for run in runs:
-            ratio = run["request_ratio"]
             hup: dict[str, int] = run["sighup"]
+            spreads: dict[str, list[int]] = run["requests_per_worker"]
             lines.append(
-                f"| {strategy} | {run['requests_per_worker']} | "
-                f"{'inf' if ratio is None else f'{ratio:.2f}'} | {run['connections_per_worker']} | "
-                f"{hup['failed']} / {hup['requests']} |"
+                f"| {strategy} | {run['connections_per_worker']} | {spreads['paced']} | "
+                f"{_ratio(spreads['paced'])} | {spreads['saturated']} | "
+                f"{_ratio(spreads['saturated'])} | {hup['failed']} / {hup['requests']} |"
             )
     lines.append("")
     args.out.mkdir(parents=True, exist_ok=True)
