@@ -127,6 +127,10 @@ state = "$RUN/containerd"
   [plugins.'io.containerd.cri.v1.runtime']
     # Network namespaces under our state dir, so cleanup finds them.
     netns_mounts_under_state_dir = true
+    # This VM withholds CAP_SYS_RESOURCE even from root, so no process may
+    # lower its OOM score below 0 (the kubelet asks -998 for sandboxes):
+    # containerd then clamps scores at its own.
+    restrict_oom_score_adj = true
     enable_cdi = false
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
@@ -306,8 +310,11 @@ YAML
   log "Service $ip routed to a pod"
 }
 
+# healthy: every component runs, the API server is ready, the node is Ready,
+# and the last start finished (a start that failed half-way is redone).
 healthy() {
   local c
+  [[ -f $RUN/ready ]] || return 1
   for c in "${COMPONENTS[@]}"; do
     pid_of "$c" >/dev/null || return 1
   done
@@ -331,6 +338,7 @@ up() {
     start_control_plane
     start_node
     smoke_test
+    touch "$RUN/ready"
     trap - EXIT
     log "cluster ready in $((SECONDS - t0))s; logs in $LOGS"
   fi
