@@ -83,20 +83,30 @@ clean_network() {
   done
   ip link del "$BRIDGE" 2>/dev/null || true
   ip link del "$NODE_IF" 2>/dev/null || true
-  local save restore
+  local save restore rules
   for save in iptables-save ip6tables-save; do
     restore=${save/-save/-restore}
     command -v "$save" >/dev/null || continue
-    if "$save" | grep -qE 'KUBE-|CNI-'; then
-      # Rewrites only the tables that mention our chains, keeping every
-      # other rule as it was.
-      "$save" | awk '
-        /^\*/ { table = $0; buf = $0 "\n"; ours = 0; next }
-        /^COMMIT/ { if (ours) printf "%sCOMMIT\n", buf; next }
-        /KUBE-|CNI-/ { ours = 1; next }
-        { buf = buf $0 "\n" }
-      ' | "$restore"
-    fi
+    rules=$("$save")
+    grep -qE '^:(KUBE|CNI)-' <<<"$rules" || continue
+    # One atomic --noflush restore per family: drop the jumps from built-in
+    # chains into ours, then flush and delete our chains. Every other rule
+    # stays as it was.
+    awk '
+      /^\*/ { table = $0; tables[table] = 1; next }
+      /^:(KUBE|CNI)-/ { chains[table] = chains[table] " " substr($1, 2); next }
+      /^-A / && / -j (KUBE|CNI)-/ && $2 !~ /^(KUBE|CNI)-/ { dels[table] = dels[table] "-D " substr($0, 4) "\n" }
+      END {
+        for (t in tables) {
+          if (chains[t] == "") continue
+          n = split(chains[t], c, " ")
+          printf "%s\n%s", t, dels[t]
+          for (i = 1; i <= n; i++) printf "-F %s\n", c[i]
+          for (i = 1; i <= n; i++) printf "-X %s\n", c[i]
+          print "COMMIT"
+        }
+      }
+    ' <<<"$rules" | "$restore" --noflush
   done
 }
 
