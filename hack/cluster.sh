@@ -358,9 +358,16 @@ down() {
   log "stopped; logs of the last run kept in $LOGS"
 }
 
+# lock: one start or stop at a time (tests, make and a person may race).
+lock() {
+  mkdir -p "$CS"
+  exec 9>"$CS/lock"
+  flock 9
+}
+
 case ${1:-} in
-  up) up ;;
-  down) down ;;
+  up) lock && up ;;
+  down) lock && down ;;
   status) healthy ;;
   kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
   *)
