@@ -38,7 +38,7 @@ start() {
   # The pid is written by the process itself just before it becomes the
   # binary (exec keeps it), because setsid forks when it has to.
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$BIN/$name" "$@" \
-    >>"$LOGS/$name.log" 2>&1 </dev/null &
+    >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
 }
 
 # wait_until WHAT SECONDS CMD...: polls CMD until it succeeds; fails naming
@@ -359,6 +359,7 @@ down() {
 }
 
 # lock: one start or stop at a time (tests, make and a person may race).
+# start() closes the lock's descriptor so the components never hold it.
 lock() {
   mkdir -p "$CS"
   exec 9>"$CS/lock"
