@@ -21,7 +21,7 @@ VENV=${VENV:-$ROOT/.venv}
 wheels=$ROOT/build/wheels
 rm -rf "$wheels"
 log "building wheels of corescale[fast,operator] into $wheels"
-"$VENV/bin/pip" wheel --quiet --wheel-dir "$wheels" "$ROOT[fast,operator]"
+"$VENV/bin/pip" wheel --quiet --wheel-dir "$wheels" "${ROOT}[fast,operator]"
 
 log "building $IMAGE on localhost/corescale-base:$BASE_SUITE"
 # chroot isolation: the RUN steps need neither network nor namespaces, and
