@@ -214,7 +214,9 @@ def restore_crds() -> None:
     deletion has finished, and wait until they serve."""
     for name in source_crd_names():
         run(tool("kubectl"), "wait", "--for=delete", f"crd/{name}", "--timeout=180s", timeout=200)
-    run(tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    # -k: the folder also holds its kustomization.yaml, which -f would send
+    # to the API server as an object.
+    run(tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-k", str(CRD_DIR))
     for name in source_crd_names():
         run(tool("kubectl"), "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
