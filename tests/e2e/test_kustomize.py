@@ -5,8 +5,10 @@ tests/unit/test_chart_manifests.py shows that manifests/ renders the same
 objects as the chart; this shows those objects work. They are applied
 through a throw-away overlay that only renames them (its own namespace and
 a name prefix), so the test never touches a `make up` install in
-corescale-system that may be running on the same cluster. The operator is
-cluster-wide, as manifests/ installs it, for the duration of this test only.
+corescale-system that may be running on the same cluster. The overlay also
+sets CORESCALE_NAMESPACES to the example's namespace: the permissions stay
+cluster-wide as manifests/ grants them, but the operator acts only on this
+test's CoreCluster, never on those of tests running beside it.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ def kubectl(*args: str, timeout: float = 320) -> str:
     return run(tool("kubectl"), *args, timeout=timeout).stdout
 
 
-def overlay(folder: Path, prefix: str) -> Path:
-    """A kustomization that takes manifests/ whole and renames it."""
+def overlay(folder: Path, prefix: str, watch: str) -> Path:
+    """A kustomization that takes manifests/ whole, renames it and points
+    the operator at the namespace ``watch``."""
     folder.mkdir(parents=True, exist_ok=True)
+    deployment = next(o for o in kustomize(MANIFESTS) if o["kind"] == "Deployment")
     (folder / "kustomization.yaml").write_text(
         yaml.safe_dump(
             {
@@ -52,6 +56,20 @@ def overlay(folder: Path, prefix: str) -> Path:
                 "resources": [os.path.relpath(MANIFESTS, folder)],
                 "namespace": prefix,
                 "namePrefix": f"{prefix}-",
+                "patches": [
+                    {
+                        "target": {"kind": "Deployment", "name": deployment["metadata"]["name"]},
+                        "patch": yaml.safe_dump(
+                            [
+                                {
+                                    "op": "replace",
+                                    "path": "/spec/template/spec/containers/0/env/0",
+                                    "value": {"name": "CORESCALE_NAMESPACES", "value": watch},
+                                }
+                            ]
+                        ),
+                    }
+                ],
             }
         )
     )
@@ -62,12 +80,15 @@ def overlay(folder: Path, prefix: str) -> Path:
 def installed(kubeconfig: str, tmp_path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """The overlay applied; afterwards everything but the CRDs is removed."""
     prefix = f"e2e-kustomize-{secrets.token_hex(3)}"
-    folder = overlay(tmp_path / "overlay", prefix)
+    folder = overlay(tmp_path / "overlay", prefix, watch=f"{prefix}-example")
     objects = kustomize(folder)
+    create_namespace(f"{prefix}-example")
     try:
         kubectl("apply", "-k", str(folder))
         yield prefix, objects
     finally:
+        release_coreclusters(f"{prefix}-example")
+        kubectl("delete", "namespace", f"{prefix}-example", "--wait=false")
         # The CRDs stay: the other tests use them.
         for obj in objects:
             if obj["kind"] in ("CustomResourceDefinition", "Namespace"):
@@ -97,7 +118,7 @@ def test_apply_k_runs_the_operator_and_the_example_becomes_ready_and_answers(
     installed: tuple[str, list[dict[str, Any]]],
 ) -> None:
     prefix, objects = installed
-    # The overlay renamed, and changed nothing else.
+    # The overlay renames and re-scopes; the objects are manifests/'s.
     assert {o["kind"] for o in objects} == {o["kind"] for o in kustomize(MANIFESTS)}
     assert len(objects) == len(kustomize(MANIFESTS))
     operator = f"{prefix}-corescale-operator"
@@ -105,8 +126,12 @@ def test_apply_k_runs_the_operator_and_the_example_becomes_ready_and_answers(
     namespace = kubectl_json("get", "namespace", prefix)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
+    env = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    assert env[0] == {"name": "CORESCALE_NAMESPACES", "value": f"{prefix}-example"}
+    assert len({e["name"] for e in env}) == len(env), "the patch replaced another variable"
     example_ns = f"{prefix}-example"
-    create_namespace(example_ns)
     try:
         kubectl("apply", "-n", example_ns, "-f", str(MANIFESTS / "cluster.yaml"))
         kubectl(
@@ -130,4 +155,3 @@ def test_apply_k_runs_the_operator_and_the_example_becomes_ready_and_answers(
         )
     finally:
         release_coreclusters(example_ns)
-        kubectl("delete", "namespace", example_ns, "--wait=false")
