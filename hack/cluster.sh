@@ -252,13 +252,13 @@ start_control_plane() {
 # namespace, unless an earlier run left them in the (kept) image store.
 import_images() {
   local have ref tar
-  have=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q)
+  have=$(ctr_k8s images ls -q)
   for ref in "$PAUSE_IMAGE=pause" "$BASE_IMAGE_REF=base"; do
     tar=$IMAGES/${ref#*=}.tar
     ref=${ref%=*}
     grep -qxF "$ref" <<<"$have" && continue
     log "importing $ref into containerd"
-    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >/dev/null
+    ctr_k8s images import "$tar" >/dev/null
   done
 }
 

@@ -38,7 +38,7 @@ rm -f "$tar"
 bah push --quiet localhost/corescale:dev "docker-archive:$tar:$IMAGE"
 
 if "$ROOT/hack/cluster.sh" status; then
-  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >/dev/null
+  ctr_k8s images import "$tar" >/dev/null
   log "loaded $IMAGE into the local cluster's node"
 else
   log "the local cluster is not running: $IMAGE was built but not loaded (run make cluster, then make image)"

@@ -35,3 +35,15 @@ API_PORT=6443
 
 # Host processes of the cluster, in start order; stopped in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+
+# ctr_k8s ARGS...: ctr on the node's containerd, in the namespace the CRI
+# uses. ctr warns on every call that cgroup v1 is deprecated; that line is
+# dropped, every other message is kept.
+ctr_k8s() {
+  local err rc=0
+  err=$(mktemp)
+  ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@" 2>"$err" || rc=$?
+  grep -v 'DEPRECATION: The support for cgroup v1' "$err" >&2 || true
+  rm -f "$err"
+  return "$rc"
+}
