@@ -24,6 +24,12 @@ progress() {
   : >"$out"
   while IFS= read -r line; do
     printf '%s\n' "$line" >>"$out"
+    # Compiler errors ("# package" headers and "file.go:line:" messages)
+    # are shown as they come, not only kept in the log.
+    if [[ $line == "#"* || $line == *.go:* || $line == *error* ]]; then
+      printf '%s\n' "$line" >&2
+      continue
+    fi
     n=$((n + 1))
     if ((n % 100 == 0)); then
       log "$name: $n packages compiled (at ${line:0:70})"
