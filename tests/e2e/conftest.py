@@ -31,6 +31,8 @@ CLUSTER_SH = ROOT / "hack" / "cluster.sh"
 # pytest before `make cluster`.
 CLUSTER_START_TIMEOUT = 3 * 60 * 60
 
+DUMP_KINDS = "pods,services,endpointslices,deployments,replicasets,statefulsets,events"
+
 PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -134,7 +136,9 @@ def namespace(request: pytest.FixtureRequest, api_client: Any) -> Iterator[str]:
         reports = request.node.stash.get(PHASE_REPORTS, {})
         if any(r.failed for r in reports.values()):
             try:
-                state = kubectl("get", "all,events", "-n", name, "-o", "wide")
+                # Named kinds, not "all": that category also names custom
+                # resources whose CRD a test may just have removed.
+                state = kubectl("get", DUMP_KINDS, "-n", name, "-o", "wide")
                 log.error("namespace %s after the failed test:\n%s", name, state)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 log.error("could not list namespace %s: %s", name, exc)
