@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import faulthandler
+import gc
 import logging
 import os
 import select
@@ -125,6 +126,11 @@ class Master:
             self._config.bind,
             self._config.accept.value,
         )
+        # Objects that exist now are shared copy-on-write with every worker;
+        # frozen, the workers' garbage collector leaves them alone instead of
+        # writing to (and so copying) every page that holds one.
+        gc.collect()
+        gc.freeze()
         try:
             return self._supervise()
         finally:
