@@ -129,4 +129,19 @@ clean_all() {
   clean_network
   # --one-file-system: should a mount have survived, never delete through it.
   rm -rf --one-file-system "$VAR" "$RUN" "$CONF"
+  clean_fixed_paths
+}
+
+# clean_fixed_paths: the few places outside our folders that containerd,
+# CNI and the kubelet write to whatever they are configured with.
+clean_fixed_paths() {
+  # CNI caches each attachment's result, named after the network.
+  rm -f /var/lib/cni/results/corescale-*
+  # Shim sockets: containerd always puts them here. They are removed only
+  # when no containerd at all runs, as another one may share the folder.
+  if ! pgrep -x containerd >/dev/null; then
+    rm -rf /run/containerd/s /run/containerd/runc/k8s.io
+    rmdir /run/containerd/runc /run/containerd 2>/dev/null || true
+  fi
+  rmdir /var/lib/kubelet 2>/dev/null || true
 }
