@@ -143,5 +143,9 @@ clean_fixed_paths() {
     rm -rf /run/containerd/s /run/containerd/runc/k8s.io
     rmdir /run/containerd/runc /run/containerd 2>/dev/null || true
   fi
-  rmdir /var/lib/kubelet 2>/dev/null || true
+  # The kubelet's device-plugin folder ignores --root-dir.
+  if ! pgrep -x kubelet >/dev/null; then
+    rm -rf /var/lib/kubelet/device-plugins
+    rmdir /var/lib/kubelet 2>/dev/null || true
+  fi
 }
