@@ -150,7 +150,7 @@ up() {
   kubectl -n "$OPERATOR_NS" rollout status "deployment/$RELEASE-operator" --timeout=5m >&2
 
   log "applying the example CoreCluster $EXAMPLE in namespace $EXAMPLE_NS"
-  kubectl create namespace "$EXAMPLE_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl get namespace "$EXAMPLE_NS" >/dev/null 2>&1 || kubectl create namespace "$EXAMPLE_NS" >/dev/null
   kubectl -n "$EXAMPLE_NS" apply -f "$ROOT/manifests/cluster.yaml" >/dev/null
   if ! kubectl -n "$EXAMPLE_NS" wait --for=condition=Ready "corecluster/$EXAMPLE" \
     --timeout="$READY_TIMEOUT" >/dev/null; then
