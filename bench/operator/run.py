@@ -280,7 +280,7 @@ def main() -> int:
             if "rss" in parts:
                 results["rss"]["many"] = many(namespace, proc, args.many)
     finally:
-        kubectl("delete", "namespace", namespace, "--wait=false")
+        kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
     (RESULTS / "operator.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "operator.md").write_text(report(results))
     sys.stdout.write(report(results))
