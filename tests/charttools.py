@@ -237,9 +237,9 @@ def create_namespace(name: str) -> None:
 
 
 def release_coreclusters(namespace: str) -> None:
-    """Delete the namespace's CoreClusters. When no operator is left to remove
-    kopf's finalizer (a kept release was uninstalled), the test removes it,
-    or the namespace would never finish terminating."""
+    """Delete the namespace's CoreClusters without waiting for an operator.
+    The operator sets no finalizer today; one left by a regression is
+    removed too, or the namespace would never finish terminating."""
     names = [
         o["metadata"]["name"] for o in kubectl_json("get", "coreclusters", "-n", namespace)["items"]
     ]

@@ -10,17 +10,14 @@ from typing import Any
 
 from corescale.operator import settings
 from tests.charttools import (
-    CHART,
     OPERATOR_NS,
     ROOT,
     container_env,
     find,
     identities,
     render,
-    run,
     sets,
     source_crds,
-    tool,
 )
 
 OPERATOR = "corescale-operator"
@@ -271,46 +268,3 @@ def test_rbac_can_be_left_to_the_cluster_admin() -> None:
     kinds = {o["kind"] for o in render("--set", "rbac.create=false")}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
-
-def test_uninstall_without_keep_first_deletes_the_coreclusters_in_a_hook() -> None:
-    """crds.keep=false: a pre-delete Job deletes the CoreClusters while the
-    operator can still remove its finalizers, so the CRDs do not hang."""
-    assert not [o for o in render() if "cleanup" in o["metadata"]["name"]]
-    objects = render(*sets("crds.keep=false", "watchNamespaces={team-a}"))
-    hook = [o for o in objects if o["metadata"].get("annotations", {}).get("helm.sh/hook")]
-    assert identities(hook) == sorted(
-        [
-            ("ServiceAccount", OPERATOR_NS, f"{OPERATOR}-cleanup"),
-            ("ConfigMap", OPERATOR_NS, f"{OPERATOR}-cleanup"),
-            ("ClusterRole", "", f"{OPERATOR}-cleanup"),
-            ("RoleBinding", "team-a", f"{OPERATOR}-cleanup"),
-            ("Job", OPERATOR_NS, f"{OPERATOR}-cleanup"),
-        ]
-    )
-    for obj in hook:
-        assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
-    assert _rules(find(hook, "ClusterRole", f"{OPERATOR}-cleanup")) == {
-        ("corescale.io", "coreclusters", "list"),
-        ("corescale.io", "coreclusters", "delete"),
-    }
-    script = find(hook, "ConfigMap", f"{OPERATOR}-cleanup")["data"]["cleanup.py"]
-    assert script == (CHART / "files" / "cleanup.py").read_text()
-    job = find(hook, "Job", f"{OPERATOR}-cleanup")
-    # The Job waits for the operator: it must run before the operator's
-    # Deployment is deleted, i.e. as a hook, with a weight after its RBAC.
-    assert int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) > int(
-        find(hook, "ServiceAccount", f"{OPERATOR}-cleanup")["metadata"]["annotations"][
-            "helm.sh/hook-weight"
-        ]
-    )
-    (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python3", "/cleanup/cleanup.py"]
-    assert container["env"] == [{"name": "CORESCALE_NAMESPACES", "value": "team-a"}]
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-
-
-def test_cleanup_script_is_linted_like_the_project() -> None:
-    """ruff skips charts/ by configuration; the hook's script is Python that
-    runs in production all the same."""
-    ruff = ROOT / ".venv" / "bin" / "ruff"
-    run(str(ruff if ruff.exists() else tool("ruff")), "check", str(CHART / "files" / "cleanup.py"))
