@@ -29,6 +29,9 @@ PAUSE_SECONDS = 0.003
 MAX_DECLINES = 8
 BURST = 16
 EMFILE_PAUSE_SECONDS = 0.1
+# How often a worker publishes its open connections between accepts, so that
+# the others see closed connections soon (a new burst often follows a closed one).
+PUBLISH_SECONDS = 0.05
 
 
 class BalancedSite(web.BaseSite):
@@ -45,6 +48,7 @@ class BalancedSite(web.BaseSite):
         self._reading = False
         self._stopped = False
         self._pending: set[asyncio.Task[None]] = set()
+        self._publisher: asyncio.TimerHandle | None = None
         host, port = sock.getsockname()[:2]
         self._name = f"http://{host}:{port}"
 
@@ -60,6 +64,11 @@ class BalancedSite(web.BaseSite):
         await super().start()
         self._sock.setblocking(False)
         self._resume()
+        self._publish()
+
+    def _publish(self) -> None:
+        self._slot.set_connections(self._open_connections())
+        self._publisher = asyncio.get_running_loop().call_later(PUBLISH_SECONDS, self._publish)
 
     def _resume(self) -> None:
         if self._stopped or self._reading:
@@ -115,6 +124,8 @@ class BalancedSite(web.BaseSite):
     async def stop(self) -> None:
         """Stops accepting; connections still queued stay in the socket for the other workers."""
         self._stopped = True
+        if self._publisher is not None:
+            self._publisher.cancel()
         if self._reading:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._reading = False
