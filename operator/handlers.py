@@ -178,7 +178,7 @@ async def on_startup(**kwargs: Any) -> None:
 
 async def on_cleanup(**kwargs: Any) -> None:
     if "reconciler" in kwargs["memo"]:
-        await _reconciler(kwargs["memo"]).kube.close()
+        await _reconciler(kwargs["memo"]).close()
 
 
 async def on_corecluster(**kwargs: Any) -> None:

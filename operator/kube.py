@@ -159,6 +159,21 @@ class Kube:
             return None
         return written
 
+    async def owner_exists(self, namespace: str, name: str, uid: str) -> bool:
+        """Whether this very CoreCluster (same uid) still exists in the API server."""
+        body = {
+            "apiVersion": f"{render.GROUP}/{render.VERSION}",
+            "kind": render.KIND,
+            "metadata": {"namespace": namespace, "name": name},
+        }
+        try:
+            found = await self._call("GET", _path(body), f"get {namespace}/{name}")
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return bool(found.get("metadata", {}).get("uid") == uid)
+
     async def ensure_peering(self, name: str, namespaces: tuple[str, ...]) -> None:
         """Create the kopf peering object(s) if missing, so peering is never silently off.
 

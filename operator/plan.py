@@ -29,6 +29,8 @@ class Action:
     body: Object
     reason: str = ""
     message: str = ""
+    recreates: bool = False
+    """It puts back a child that vanished, which also happens when the owner vanished."""
 
 
 def _workers(deployment: Object) -> int | None:
@@ -112,7 +114,8 @@ def _deployment_action(
         if first:
             return Action("apply", desired, "Created", f"created Deployment {name}: {shape}")
         return Action("apply", desired, "Repaired",
-                      f"re-created Deployment {name} ({shape}): it had been deleted")
+                      f"re-created Deployment {name} ({shape}): it had been deleted",
+                      recreates=True)
     if contains(current, desired):
         return Action("apply", desired) if spec_changed else None
     said = []
@@ -144,7 +147,7 @@ def _simple_action(
         if first:
             return Action("apply", desired, "Created", f"created {kind} {name}")
         return Action("apply", desired, "Repaired",
-                      f"re-created {kind} {name}: it had been deleted")
+                      f"re-created {kind} {name}: it had been deleted", recreates=True)
     if contains(current, desired):
         return Action("apply", desired) if spec_changed else None
     if spec_changed:

@@ -96,6 +96,12 @@ class Reconciler:
         self._written: dict[tuple[str, str, str], tuple[float, Object]] = {}
         self._deleted: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._status: dict[Key, tuple[float, Object]] = {}
+        self._closed = False
+
+    async def close(self) -> None:
+        """Stop reconciling (runs still queued return at once), then close the API client."""
+        self._closed = True
+        await self.kube.close()
 
     def forget(self, key: Key) -> None:
         """Drop what is remembered about a CoreCluster that is gone."""
@@ -159,6 +165,8 @@ class Reconciler:
         async with lock:
             if queued:
                 self._queued.discard(key)
+            if self._closed:
+                return Outcome()
             body, seen = snapshot()
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return Outcome()
@@ -189,6 +197,14 @@ class Reconciler:
         scaled_by = plan.replicas_changed_by(meta.get("managedFields") or [])
         todo = plan.actions(owner, wanted, seen, spec_changed=spec_changed, first=not current,
                             scaled_by=scaled_by)
+        if any(action.recreates for action in todo) and not await self.kube.owner_exists(
+            owner.namespace, owner.name, owner.uid
+        ):
+            # Children vanish together with their owner (garbage collection,
+            # or the CRD deleted), before the watch has said the owner is gone.
+            log.info("%s/%s: gone; not re-creating its children", *key)
+            self.forget(key)
+            return Outcome()
         problem: status.Problem | None = None
         transient = False
         for action in todo:

@@ -93,6 +93,7 @@ def test_a_deleted_service_is_recreated() -> None:
     actions = plan.actions(OWNER, parsed, observed, spec_changed=False, first=False)
     assert [(a.body["kind"], a.reason) for a in actions] == [("Service", "Repaired")]
     assert actions[0].message == "re-created Service hello: it had been deleted"
+    assert actions[0].recreates  # the reconciler checks that the owner still exists
 
 
 def test_mode_switch_keeps_the_old_pods_until_the_new_ones_are_ready() -> None:
