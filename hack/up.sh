@@ -64,21 +64,11 @@ use_cluster() {
 }
 
 # need_helm: helm from PATH or the cache; the local cluster's build puts it
-# there, and for any other cluster it is built alone at the pinned version
-# from the Go module proxy (a minute or two), never downloaded as a release.
+# there, and for any other cluster the same build makes helm alone at the
+# pinned version from the Go module proxy, never downloaded as a release.
 need_helm() {
   command -v helm >/dev/null && return
-  command -v go >/dev/null || die "helm is not on PATH and Go is missing to build it"
-  log "building helm $HELM_VERSION from the Go module proxy into $BIN"
-  local m=helm.sh/helm/v3 minor=${KUBERNETES_VERSION#v1.}
-  minor=${minor%%.*}
-  # Without the k8sVersion flags (helm's Makefile sets them) `helm template`
-  # and `helm lint` assume Kubernetes 1.20, older than the chart's kubeVersion.
-  GOBIN=$BIN GOFLAGS=-buildvcs=false GOWORK=off nice -n 10 \
-    go install -trimpath -ldflags "-X $m/internal/version.version=$HELM_VERSION \
-      -X $m/pkg/chartutil.k8sVersionMajor=1 -X $m/pkg/chartutil.k8sVersionMinor=$minor \
-      -X $m/pkg/lint/rules.k8sVersionMajor=1 -X $m/pkg/lint/rules.k8sVersionMinor=$minor" \
-    "$m/cmd/helm@$HELM_VERSION"
+  "$ROOT/hack/cluster/build.sh" helm
 }
 
 # load_image: builds and loads the image, and sets IMAGE_VALUES to the Helm
