@@ -103,7 +103,68 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdmain"
 )
 
-func # main: with no argument builds everything; with names (kubernetes,
+func main() {
+	etcdmain.Main(os.Args)
+}
+GO
+  printf 'module corescale.local/etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" >"$dir/go.mod"
+  log "etcd $v: resolving modules"
+  (cd "$dir" && go mod tidy)
+  CGO_ENABLED=0 go_build "etcd $v" "$dir" -ldflags "-s -w" -o "$BIN/etcd" .
+  stamp_set etcd "$v"
+}
+
+# build_module NAME MODULE VERSION CGO TAGS LDFLAGS PKG...: builds commands of
+# a module that has no replace directives, through a wrapper module so the
+# versions come from that module's own go.mod.
+build_module() {
+  local name=$1 mod=$2 v=$3 cgo=$4 tags=$5 ld=$6
+  shift 6
+  stamp_ok "$name" "$v" && return 0
+  local dir=$SRC/$name-$v
+  mkdir -p "$dir"
+  printf 'module corescale.local/%s-build\n\ngo 1.26.0\n\nrequire %s %s\n' "$name" "$mod" "$v" >"$dir/go.mod"
+  log "$name $v: resolving modules"
+  (cd "$dir" && go get "${@/%/@$v}")
+  CGO_ENABLED=$cgo go_build "$name $v" "$dir" -tags "$tags" -ldflags "-s -w $ld" -o "$BIN/" "$@"
+  stamp_set "$name" "$v"
+}
+
+build_containerd() {
+  local m=github.com/containerd/containerd/v2
+  # btrfs and devmapper snapshotters need cgo headers we do not use; the
+  # overlayfs and native snapshotters are all the node needs.
+  build_module containerd $m "$CONTAINERD_VERSION" 0 "no_btrfs no_devmapper no_zfs" \
+    "-X $m/version.Version=$CONTAINERD_VERSION -X $m/version.Revision=module-proxy" \
+    $m/cmd/containerd $m/cmd/containerd-shim-runc-v2 $m/cmd/ctr
+}
+
+build_runc() {
+  # seccomp needs cgo and libseccomp-dev (hack/deps.sh installs them).
+  build_module runc github.com/opencontainers/runc "$RUNC_VERSION" 1 "seccomp urfave_cli_no_docs" \
+    "-X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc
+}
+
+build_crictl() {
+  # crictl removes every pod through the CRI when the cluster stops, so the
+  # CNI plugins release addresses and veths as they do in normal operation.
+  build_module crictl sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION" 0 "" \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
+}
+
+build_helm() {
+  local m=helm.sh/helm/v3 minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  # Without the Kubernetes version flags that helm's own Makefile sets,
+  # `helm template` and `helm lint` assume a Kubernetes far older than ours.
+  build_module helm $m "$HELM_VERSION" 0 "" \
+    "-X $m/internal/version.version=$HELM_VERSION \
+     -X $m/pkg/chartutil.k8sVersionMajor=1 -X $m/pkg/chartutil.k8sVersionMinor=$minor \
+     -X $m/pkg/lint/rules.k8sVersionMajor=1 -X $m/pkg/lint/rules.k8sVersionMinor=$minor" \
+    $m/cmd/helm
+}
+
+# main: with no argument builds everything; with names (kubernetes,
 # containerd, runc, crictl, etcd, helm) only those, so that `make up` against
 # another cluster can get the pinned helm without building Kubernetes.
 main() {
