@@ -97,10 +97,39 @@ def kubeconfig() -> str:
     return path
 
 
+def _cluster_wide_operators(api: Any) -> list[str]:
+    """Operators already installed in the cluster (by `make up`, say) that
+    watch every namespace: they would act on the tests' CoreClusters beside
+    the operators the tests start, and the two would fight."""
+    found = []
+    deployments = client.AppsV1Api(api).list_deployment_for_all_namespaces(
+        label_selector="app.kubernetes.io/part-of=corescale,app.kubernetes.io/component=operator"
+    )
+    for dep in deployments.items:
+        if not dep.spec.replicas:
+            continue
+        env = {e.name: e.value for c in dep.spec.template.spec.containers for e in (c.env or [])}
+        if not env.get("CORESCALE_NAMESPACES"):
+            found.append(f"{dep.metadata.namespace}/{dep.metadata.name}")
+    return found
+
+
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: str) -> Iterator[Any]:
-    """A `kubernetes` client for the cluster under test."""
+    """A `kubernetes` client for the cluster under test.
+
+    The tests need the cluster to themselves as far as corescale goes: a
+    cluster-wide operator left running is a clear failure, not flaky tests.
+    """
     api = config.new_client_from_config(config_file=kubeconfig)
+    running = _cluster_wide_operators(api)
+    if running:
+        api.close()
+        pytest.fail(
+            f"a corescale operator watching every namespace is installed ({', '.join(running)}); "
+            "it would act on the tests' objects too. Remove it first (`make down`).",
+            pytrace=False,
+        )
     yield api
     api.close()
 
