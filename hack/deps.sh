@@ -25,6 +25,9 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
 done
+# The worker benchmark's Node.js cluster-module server needs node, which a
+# machine may already have from elsewhere than Debian: only add it when absent.
+command -v node >/dev/null || missing+=(nodejs)
 
 if ((${#missing[@]})); then
   log "installing: ${missing[*]}"
