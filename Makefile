@@ -5,6 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CORESCALE_CACHE ?= $(HOME)/.cache/corescale
 export PATH := $(CORESCALE_CACHE)/bin:$(PATH)
+# The repository root holds the folder operator/ (the package
+# corescale.operator). `python -m ...` run from here would put the root first
+# on sys.path and shadow the standard library's `operator` with it; safe-path
+# mode (Python 3.11+) keeps the current folder off sys.path.
+export PYTHONSAFEPATH := 1
 
 .PHONY: help deps venv lint unit test-worker e2e test cluster cluster-down kubeconfig \
         image up down bench bench-worker bench-operator clean

@@ -4,6 +4,9 @@
 set -euo pipefail
 venv=${1:-.venv}
 cd "$(dirname "$0")/.."
+# Run from the root, `python -m` would import operator/ as the standard
+# library's `operator`: keep the current folder off sys.path.
+export PYTHONSAFEPATH=1
 if [[ ! -x $venv/bin/python ]]; then
   python3 -m venv "$venv"
 fi
