@@ -209,6 +209,17 @@ def service_url(namespace: str, name: str, path: str = "/") -> str:
     return f"http://{service['spec']['clusterIP']}:{port}{path}"
 
 
+def wait_serving(namespace: str, name: str, timeout: float = 60) -> str:
+    """Wait until the CoreCluster's Service answers from the host, and return its URL.
+
+    Ready pods are not yet a routed Service: kube-proxy writes its rules a
+    moment after the endpoints change, and until then the ClusterIP refuses.
+    """
+    url = service_url(namespace, name)
+    wait_for(f"Service {namespace}/{name} to answer", lambda: http_get(url), timeout=timeout)
+    return url
+
+
 def requests_by_code(pod_ip: str, port: int, code: str) -> float:
     """The pod's ``corescale_requests_total`` for one status code, from its own /metrics."""
     total = 0.0

@@ -4,6 +4,8 @@ left behind."""
 
 from __future__ import annotations
 
+from urllib.error import HTTPError
+
 import pytest
 
 from tests.e2e.kube import http_get, kubectl, wait_for
@@ -20,6 +22,7 @@ from tests.e2e.operator_fixtures import (  # noqa: F401 - fixtures
     requests_by_code,
     service_url,
     wait_ready,
+    wait_serving,
 )
 
 SELECTOR = "corescale.io/cluster=hello"
@@ -71,14 +74,22 @@ def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
     pods = items(namespace, "pods", SELECTOR)
     assert len(pods) == 2
     assert all(p["spec"]["securityContext"]["runAsNonRoot"] for p in pods)
-    for _ in range(60):
-        with pytest.raises(Exception, match="404"):
-            http_get(service_url(namespace, "hello", "/which-pod"))
-    assert http_get(service_url(namespace, "hello", "/")) == "Hello from corescale\n"
-    served = {p["metadata"]["name"]: requests_by_code(p["status"]["podIP"], 8080, "404")
-              for p in pods}
-    assert all(count > 0 for count in served.values()), served
-    assert sum(served.values()) == 60
+    assert http_get(wait_serving(namespace, "hello")) == "Hello from corescale\n"
+    sent = 0
+
+    def every_pod_served() -> dict[str, float] | None:
+        nonlocal sent
+        for _ in range(20):
+            with pytest.raises(HTTPError, match="404"):
+                http_get(service_url(namespace, "hello", "/which-pod"))
+            sent += 1
+        served = {p["metadata"]["name"]: requests_by_code(p["status"]["podIP"], 8080, "404")
+                  for p in pods}
+        return served if all(count > 0 for count in served.values()) else None
+
+    served = wait_for("requests through the Service to reach every pod", every_pod_served,
+                      timeout=60)
+    assert sum(served.values()) == sent
 
     reasons = [e["reason"] for e in events(namespace, "hello")]
     assert reasons.count("Created") == 3

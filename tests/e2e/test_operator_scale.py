@@ -20,9 +20,9 @@ from tests.e2e.operator_fixtures import (  # noqa: F401 - fixtures
     get,
     items,
     operator,
-    service_url,
     wait_event,
     wait_ready,
+    wait_serving,
 )
 
 SELECTOR = "corescale.io/cluster=hello"
@@ -151,7 +151,7 @@ def test_switching_mode_keeps_serving(operator: OperatorProcess, namespace: str)
     # have dropped a stopping pod before it stops serving.
     apply(namespace, corecluster("hello", replicas=2, drainSeconds=5))
     wait_ready(namespace, "hello", workers=2)
-    traffic = _Traffic(service_url(namespace, "hello"))
+    traffic = _Traffic(wait_serving(namespace, "hello"))
     traffic.start()
     try:
         wait_for("traffic to flow", lambda: traffic.ok > 10, timeout=30)
