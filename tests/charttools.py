@@ -164,14 +164,22 @@ def source_crd_names() -> list[str]:
     return sorted(crd["metadata"]["name"] for crd in source_crds())
 
 
+def present_crd_names() -> list[str]:
+    """The project's CRDs that exist in the cluster now."""
+    return [
+        name
+        for name in source_crd_names()
+        if run(
+            tool("kubectl"), "get", "crd", name, "--ignore-not-found", "-o", "name"
+        ).stdout.strip()
+    ]
+
+
 def adopt_crds(release: str, namespace: str) -> None:
     """Mark CRDs that exist already (from manifests/crd, the operator's tests
     or a kept release) as the release's, as a user adopting them would:
     helm refuses to install over objects another owner made."""
-    for name in source_crd_names():
-        found = run(tool("kubectl"), "get", "crd", name, "--ignore-not-found", "-o", "name")
-        if not found.stdout.strip():
-            continue
+    for name in present_crd_names():
         run(
             tool("kubectl"),
             "label",
@@ -194,10 +202,7 @@ def adopt_crds(release: str, namespace: str) -> None:
 def disown_crds() -> None:
     """Take the marks of a kept, uninstalled release off the CRDs, so the
     next install (`make up`, another test) can adopt them."""
-    for name in source_crd_names():
-        found = run(tool("kubectl"), "get", "crd", name, "--ignore-not-found", "-o", "name")
-        if not found.stdout.strip():
-            continue
+    for name in present_crd_names():
         run(
             tool("kubectl"),
             "annotate",
