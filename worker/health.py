@@ -64,7 +64,9 @@ class Front:
         slot = self._slot
 
         async def front(request: web.BaseRequest) -> web.StreamResponse:
-            path = request.path
+            # The form of the path that aiohttp's router matches on, computed
+            # once and cached on the URL; `request.path` would decode it anew.
+            path = request.rel_url.path_safe
             if path in RESERVED:
                 response: web.StreamResponse = self.reserved(path)
             else:

@@ -163,6 +163,8 @@ class ServingProcess:
             return await self._serve()
         finally:
             beat.cancel()
+            # The last figures, for the worker that takes this slot over.
+            self._slot.publish()
 
     async def _serve(self) -> ExitCode:
         bootstrap = await self._start_bootstrap() if self._master_pid is None else None

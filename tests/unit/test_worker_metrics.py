@@ -36,6 +36,9 @@ def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
         two.request_started()
         two.request_finished(200, 20.0)
         two.request_started()  # still in flight
+        before_publishing = values(metrics.render().decode())
+        one.publish()
+        two.publish()
         metrics.set_workers(2)
         page = values(metrics.render().decode())
     finally:
@@ -52,6 +55,8 @@ def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
     assert page['corescale_request_duration_seconds_sum{worker="0"}'] == pytest.approx(0.203)
     assert page['corescale_requests_in_flight{worker="1"}'] == 1
     assert page["corescale_workers"] == 2
+    # A process's figures reach the shared slots when it publishes them.
+    assert 'corescale_requests_total{worker="0",code="200"}' not in before_publishing
 
 
 def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path) -> None:
@@ -62,12 +67,17 @@ def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path)
         slot.request_started()
         slot.request_finished(200, 0.01)
         slot.request_started()  # the process dies with this one in flight
+        slot.publish()
+        slot.request_started()  # and with this one, counted after its last heartbeat
+        slot.request_finished(200, 0.01)
         metrics.release(0, cpu_seconds=1.5)
         assert metrics.state(0) is SlotState.FREE
         metrics.claim(0, 200)
         assert metrics.state(0) is SlotState.BOOTING
-        slot.request_started()
-        slot.request_finished(200, 0.01)
+        successor = metrics.slot(0)
+        successor.request_started()
+        successor.request_finished(200, 0.01)
+        successor.publish()
         page = values(metrics.render().decode())
     finally:
         metrics.close()
@@ -103,7 +113,9 @@ def test_a_private_folder_is_removed_and_an_unusable_one_falls_back(tmp_path: Pa
     try:
         assert fallback.path is None
         fallback.claim(0, 1)
-        fallback.slot(0).request_started()
+        slot = fallback.slot(0)
+        slot.request_started()
+        slot.publish()
         assert b'corescale_requests_in_flight{worker="0"} 1' in fallback.render()
     finally:
         fallback.close()
