@@ -14,16 +14,15 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """One cgroup mount from /proc/self/mountinfo."""
 
     root: str
@@ -32,8 +31,7 @@ class Mount:
     super_options: frozenset[str]
 
 
-@dataclass(frozen=True)
-class Membership:
+class Membership(NamedTuple):
     """One line of /proc/self/cgroup: hierarchy id, controllers, path."""
 
     hierarchy: int

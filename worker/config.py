@@ -12,7 +12,7 @@ import enum
 import ipaddress
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from corescale.worker.errors import UsageError
 
@@ -41,9 +41,12 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
-@dataclass(frozen=True)
-class Config:
-    """Everything one run needs; `workers` is None for `auto`."""
+class Config(NamedTuple):
+    """Everything one run needs; `workers` is None for `auto`.
+
+    A NamedTuple rather than a dataclass: the dataclasses module is the one
+    import a single-mode worker would otherwise load for this alone.
+    """
 
     app: str
     mode: Mode

@@ -86,9 +86,8 @@ class Slot:
         self._view = view
         self._base = _HEADER + index * _SLOT
         self.index = index
-        self._counts: list[float] = view[
-            self._base + _REQUESTS_FROM : self._base + _REQUESTS_TO
-        ].tolist()
+        published = view[self._base + _REQUESTS_FROM : self._base + _REQUESTS_TO]
+        self._counts = [float(count) for count in published]
         self.in_flight = 0
 
     def request_started(self) -> None:

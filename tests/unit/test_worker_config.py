@@ -89,5 +89,5 @@ def test_parse_bind_forms() -> None:
 def test_resolve_mode(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], cpus: int, expected: tuple[Mode, int]
 ) -> None:
-    monkeypatch.setattr("corescale.worker.cli.available_cpus", lambda: cpus)
+    monkeypatch.setattr("corescale.worker.cgroup.available_cpus", lambda: cpus)
     assert resolve_mode(load_config(argv, env={})) == expected

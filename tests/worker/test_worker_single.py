@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import signal
+from pathlib import Path
 
 import pytest
 from workerproc import StartWorker, get, metric_values, wait_until
@@ -36,6 +37,16 @@ def test_serves_the_demo_app_and_the_reserved_paths(start_worker: StartWorker) -
     assert metric_values(page, "corescale_process_cpu_seconds_total")['{worker="0"}'] > 0
     assert "mode=single workers=1" in worker.log()
     assert worker.workers() == set(), "single mode forks no workers"
+
+
+def test_a_single_process_stays_lean(start_worker: StartWorker) -> None:
+    """An idle one-CPU worker loads no C++ runtime (frozenlist's extension; docs/worker.md)."""
+    worker = start_worker("--mode", "single")
+    assert worker.ready()
+    maps = Path(f"/proc/{worker.pid}/maps").read_text()
+    assert "libstdc++" not in maps
+    environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    assert b"FROZENLIST_NO_EXTENSIONS=1" not in environ, "set by the package, not inherited"
 
 
 def test_readyz_fails_at_once_on_sigterm_while_in_flight_requests_finish(
