@@ -2,9 +2,16 @@
 
 Servers take turns within each round (and rounds repeat), so that the noise
 of a shared machine falls on all of them alike; the table reports the
-median over rounds. Every server serves the same demo app: corescale and
-gunicorn the factory corescale.worker.app:create_app, Node a fixture with the
-same endpoints (node_cluster.js).
+median over rounds. A one-worker server runs on CPU 0 and wrk on CPU 1, as
+a one-CPU pod beside its clients; otherwise wrk's threads and the server
+take turns on the same CPU and the ranking follows the scheduler more than
+the server. Two-worker servers need both CPUs and share them with wrk.
+Beside requests per second, the server's own CPU time per request (user
+and system, all its processes) says what each request costs it.
+
+Every server serves the same demo app: corescale and gunicorn the factory
+corescale.worker.app:create_app, Node a fixture with the same endpoints
+(node_cluster.js).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 ENDPOINTS = ("/", "/cpu?ms=1")
 CONNECTIONS = 64
 THREADS = 2
+SERVER_CPU, WRK_CPU = "0", "1"
 APP = "corescale.worker.app:create_app"
 # The spread over workers, measured on /pid twice: flat out (each worker's
 # share then follows the CPU the scheduler gives it), and paced at one request
@@ -51,6 +59,14 @@ class Server:
     workers: int
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pinned(self) -> bool:
+        """One worker: the server gets CPU 0 to itself and wrk CPU 1."""
+        return self.workers == 1
+
+    def argv(self) -> list[str]:
+        return ["taskset", "-c", SERVER_CPU, *self.command] if self.pinned else self.command
 
 
 def servers(port: int) -> list[Server]:
@@ -143,7 +159,7 @@ def memory(pid: int) -> dict[str, float]:
 def running(server: Server) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, **server.env}
     proc = subprocess.Popen(
-        server.command,
+        server.argv(),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -192,12 +208,28 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of the given processes so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
-    url: str, seconds: int, script: Path | None = None, script_args: tuple[str, ...] = ()
+    url: str,
+    seconds: int,
+    script: Path | None = None,
+    script_args: tuple[str, ...] = (),
+    *,
+    pinned: bool = False,
 ) -> dict[str, object]:
     command = [
+        *(["taskset", "-c", WRK_CPU] if pinned else []),
         "wrk",
-        f"-t{THREADS}",
+        f"-t{1 if pinned else THREADS}",
         f"-c{CONNECTIONS}",
         f"-d{seconds}s",
         "--latency",
@@ -212,6 +244,7 @@ def wrk(
     ).stdout
     result: dict[str, object] = {"raw": out}
     result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    result["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
     for pct in ("50", "99"):
         match = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.MULTILINE)
         result[f"p{pct}_ms"] = _ms(match.group(1)) if match else None
@@ -262,12 +295,22 @@ def measure(rounds: int, seconds: int) -> dict[str, object]:
                     entry["memory"] = {str(pid): memory(pid) for pid in tree(proc.pid)}
                     entry["root_pid"] = proc.pid
                 runs: dict[str, list[dict[str, object]]] = entry["runs"]
+                pids = tree(proc.pid)
                 for endpoint in ENDPOINTS:
-                    outcome = wrk(f"http://127.0.0.1:{port}{endpoint}", seconds)
+                    spent = cpu_seconds(pids)
+                    outcome = wrk(
+                        f"http://127.0.0.1:{port}{endpoint}", seconds, pinned=server.pinned
+                    )
+                    spent = cpu_seconds(pids) - spent
+                    outcome["cpu_us_per_request"] = 1e6 * spent / max(1, int(outcome["requests"]))
                     runs.setdefault(endpoint, []).append(outcome)
                 for spread, pause in SPREADS.items():
                     outcome = wrk(
-                        f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua", (pause,)
+                        f"http://127.0.0.1:{port}/pid",
+                        seconds,
+                        HERE / "pid_share.lua",
+                        (pause,),
+                        pinned=server.pinned,
                     )
                     runs.setdefault(spread, []).append(outcome)
     return {
@@ -291,7 +334,7 @@ def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
             outcomes = runs[endpoint]
             row[endpoint] = {
                 key: statistics.median(float(o[key]) for o in outcomes if o[key] is not None)
-                for key in ("rps", "p50_ms", "p99_ms")
+                for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
             }
             row[endpoint]["errors"] = sum(int(o["errors"]) for o in outcomes)
         workers = int(entry["workers"])
@@ -334,15 +377,18 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
     lines = [
         "# Worker benchmark",
         "",
-        f"`make bench-worker` on {before['date']}: wrk -t{data['threads']} -c{data['connections']} "
-        f"(keep-alive), {data['seconds']} s per run, {data['rounds']} rounds with the servers "
-        "taking turns; medians over rounds. Everything on 127.0.0.1 of one machine "
-        f"({before['affinity']} CPUs, shared with wrk itself).",
+        f"`make bench-worker` on {before['date']}: wrk -c{data['connections']} (keep-alive), "
+        f"{data['seconds']} s per run, {data['rounds']} rounds with the servers taking turns; "
+        "medians over rounds. Everything on 127.0.0.1 of one machine "
+        f"({before['affinity']} CPUs). One-worker servers run on CPU {SERVER_CPU} with wrk -t1 "
+        f"on CPU {WRK_CPU}; two-worker servers share both CPUs with wrk -t{data['threads']}. "
+        "*CPU µs/req*: the server's user and system CPU time (all its processes) over the "
+        "requests it answered.",
         "",
-        "| server | workers | `/` rps | `/` p50 ms | `/` p99 ms | `/cpu?ms=1` rps | "
-        "`/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest, paced | "
+        "| server | workers | `/` rps | `/` p50 ms | `/` p99 ms | `/` CPU µs/req | "
+        "`/cpu?ms=1` rps | `/cpu?ms=1` p50 ms | `/cpu?ms=1` p99 ms | busiest/quietest, paced | "
         "busiest/quietest, saturated | idle RSS MiB (all) | per worker RSS / USS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in summary.items():
         root: dict[str, float] = row["/"]
@@ -365,7 +411,8 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
                 )
         lines.append(
             f"| {name} | {row['workers']} | {number(root['rps'])} | {number(root['p50_ms'], 2)} | "
-            f"{number(root['p99_ms'], 2)} | {number(cpu['rps'])} | {number(cpu['p50_ms'], 2)} | "
+            f"{number(root['p99_ms'], 2)} | {number(root['cpu_us_per_request'], 1)} | "
+            f"{number(cpu['rps'])} | {number(cpu['p50_ms'], 2)} | "
             f"{number(cpu['p99_ms'], 2)} | "
             f"{shares[1]} | {shares[0]} | "
             f"{number(row['rss_total'], 1)} | {per_worker} |"
