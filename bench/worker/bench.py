@@ -324,6 +324,36 @@ def measure(rounds: int, seconds: int) -> dict[str, object]:
     }
 
 
+# The issue's goals, each a contender against an anchor, compared round by
+# round: both ran within the same minute, so the machine's mood cancels out.
+GOALS = (
+    ("corescale single", "gunicorn -w 1"),
+    ("corescale prefork 2", "gunicorn -w 2"),
+    ("corescale prefork 2", "node cluster 2"),
+)
+
+
+def goal_ratios(data: dict[str, object]) -> list[dict[str, object]]:
+    """Per-round rps ratios of each goal's contender over its anchor, per endpoint."""
+    results: dict[str, dict[str, object]] = data["results"]
+    rows: list[dict[str, object]] = []
+    for contender, anchor in GOALS:
+        if contender not in results or anchor not in results:
+            continue
+        row: dict[str, object] = {"contender": contender, "anchor": anchor}
+        for endpoint in ENDPOINTS:
+            mine = results[contender]["runs"][endpoint]
+            theirs = results[anchor]["runs"][endpoint]
+            ratios = [float(a["rps"]) / float(b["rps"]) for a, b in zip(mine, theirs, strict=True)]
+            row[endpoint] = {
+                "median": statistics.median(ratios),
+                "rounds": [round(r, 3) for r in ratios],
+                "won": sum(r >= 1 for r in ratios),
+            }
+        rows.append(row)
+    return rows
+
+
 def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
     summary: dict[str, dict[str, object]] = {}
     results: dict[str, dict[str, object]] = data["results"]
@@ -432,6 +462,20 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
             if row["workers"] > 1
         ),
         "",
+        "Goals, round by round (requests/s of the first over the second, measured in the "
+        "same round; ≥ 1 means at least as fast):",
+        "",
+        "| contender / anchor | `/` median | `/` per round | `/cpu?ms=1` median | "
+        "`/cpu?ms=1` per round |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {g['contender']} / {g['anchor']} | {g['/']['median']:.2f} | "
+            f"{', '.join(f'{r:.2f}' for r in g['/']['rounds'])} | "
+            f"{g['/cpu?ms=1']['median']:.2f} | "
+            f"{', '.join(f'{r:.2f}' for r in g['/cpu?ms=1']['rounds'])} |"
+            for g in data["goals"]
+        ),
+        "",
         "Errors (non-2xx and socket errors, all runs): "
         + ", ".join(
             f"{name} {int(row['/']['errors']) + int(row['/cpu?ms=1']['errors'])}"
@@ -462,6 +506,7 @@ def main() -> int:
     data = measure(args.rounds, args.seconds)
     summary = summarize(data)
     data["summary"] = summary
+    data["goals"] = goal_ratios(data)
     for entry in data["results"].values():
         for outcomes in entry["runs"].values():
             for outcome in outcomes:
