@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from corescale.worker.config import Config, Mode, load_config
 from corescale.worker.errors import ExitCode, UsageError, WorkerError
-from corescale.worker.loader import load_factory
-from corescale.worker.single import run_single
 from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
@@ -45,18 +44,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"corescale-worker: error: {exc}\n")
         return int(exc.exit_code)
     logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    mode, workers = resolve_mode(config)
+    if mode is Mode.SINGLE and os.getpid() == 1:
+        from corescale.worker.init import run_as_init  # noqa: PLC0415
+
+        return run_as_init(lambda: _serve(config, mode, workers))
+    return _serve(config, mode, workers)
+
+
+def _serve(config: Config, mode: Mode, workers: int) -> int:
+    """Loads the app, binds, and serves in the chosen mode; the exit code.
+
+    aiohttp and the app are imported only here, so that the init a
+    single-mode PID 1 runs (init.py) forks before any of it is loaded and
+    stays a few MiB, and a single-mode process never loads the prefork
+    machinery (about 0.6 MiB).
+    """
+    from corescale.worker.loader import load_factory  # noqa: PLC0415
+
     try:
         factory = load_factory(config.app)
-        mode, workers = resolve_mode(config)
         log.info("mode=%s workers=%d app=%s bind=%s", mode.value, workers, config.app, config.bind)
         reuse_port = mode is Mode.PREFORK and config.accept.value == "reuseport"
         sock = bind_listener(
             config.host, config.port, config.backlog, reuse_port=reuse_port, listen=not reuse_port
         )
         if mode is Mode.SINGLE:
+            from corescale.worker.single import run_single  # noqa: PLC0415
+
             return run_single(config, factory, sock)
-        # Imported here so that a single-mode process, the normal one-CPU
-        # pod, never loads the prefork machinery: about 0.6 MiB of RSS.
         from corescale.worker.prefork import Master  # noqa: PLC0415
 
         return int(Master(config, factory, sock, workers).run())

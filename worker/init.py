@@ -5,8 +5,10 @@ An event loop cannot do that safely in the same process: uvloop reserves
 SIGCHLD, and a waitpid(-1) would steal the exit status of the app's own
 subprocesses. So, as tini or dumb-init would, PID 1 forks the real server
 as its only child, relays the stop signals to it, reaps every child, and
-leaves with the server's exit code. (The prefork master is an init already:
-it waits for any child.)
+leaves with the server's exit code. It forks before aiohttp and the app are
+imported (cli.py), so the init itself stays a small Python process instead
+of a second copy of the server in the pod's memory. (The prefork master is
+an init already: it waits for any child.)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1)
 
 
-def run_as_init(serve: Callable[[], int], close_in_init: Callable[[], None]) -> int:
+def run_as_init(serve: Callable[[], int]) -> int:
     """Runs `serve` in a child and reaps until it ends; its exit code (128+N for signal N)."""
     child = os.fork()
     if child == 0:
@@ -43,7 +45,6 @@ def run_as_init(serve: Callable[[], int], close_in_init: Callable[[], None]) -> 
 
     for signum in RELAYED:
         signal.signal(signum, relay)
-    close_in_init()
     log.info("running as PID 1: serving in pid %d, reaping orphans", child)
     while True:
         try:

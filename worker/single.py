@@ -8,8 +8,6 @@ import socket
 
 from corescale.worker import loops
 from corescale.worker.config import Config
-from corescale.worker.errors import ExitCode
-from corescale.worker.init import run_as_init
 from corescale.worker.loader import Factory
 from corescale.worker.metrics import SharedMetrics
 from corescale.worker.serving import ServingProcess
@@ -18,19 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def run_single(config: Config, factory: Factory, sock: socket.socket) -> int:
-    """Serves on `sock` until a stop signal; the exit code. As PID 1, behind a tiny init."""
-    if os.getpid() == 1:
-        return run_as_init(lambda: int(_serve(config, factory, sock)), sock.close)
-    return int(_serve(config, factory, sock))
-
-
-def _serve(config: Config, factory: Factory, sock: socket.socket) -> ExitCode:
+    """Serves on `sock` until a stop signal; the exit code (as PID 1, cli puts an init first)."""
     metrics = SharedMetrics(config.metrics_dir)
     try:
         metrics.set_workers(1)
         metrics.claim(0, os.getpid())
         server = ServingProcess(config, factory, sock, metrics, metrics.slot(0))
-        return loops.run(server.run())
+        return int(loops.run(server.run()))
     finally:
         metrics.close()
         sock.close()

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from workerproc import StartWorker, Worker, metric_values, wait_until
+from workerproc import StartWorker, Worker, children, metric_values, wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -230,3 +230,16 @@ def test_as_pid_1_orphans_are_reaped(start_worker: StartWorker, mode: str) -> No
     time.sleep(1.0)  # the orphans' sleep 0.3 ends, then they must be reaped
     assert wait_until(lambda: _zombies_of(pid_1) == [], 5), _zombies_of(pid_1)
     assert worker.get("/")[0] == 200
+    if mode == "single":
+        # The init forks before aiohttp and the app are loaded: it is not a
+        # second copy of the server in the pod's memory.
+        (server,) = children(pid_1)
+        assert _rss_kib(pid_1) < _rss_kib(server) / 2, (_rss_kib(pid_1), _rss_kib(server))
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
