@@ -18,7 +18,7 @@ packages=(
   # buildah (daemonless, no iptables changes) for the Dockerfile
   debootstrap buildah
   # the project's virtualenv and the worker benchmark's load generator
-  python3 python3-venv python3-dev wrk
+  python3 python3-venv python3-dev wrk valgrind
 )
 
 missing=()

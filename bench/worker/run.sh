@@ -11,11 +11,12 @@ cd "$(dirname "$0")/../.."
 # siblings from bench/worker, the folder safe-path mode would leave out.
 unset PYTHONSAFEPATH
 venv=${VENV:-.venv}
-for tool in wrk node; do
+for tool in wrk node valgrind; do
   command -v "$tool" >/dev/null || { echo "bench-worker: $tool is missing (make deps installs it)" >&2; exit 1; }
 done
 mkdir -p bench/results
 "$venv/bin/python" bench/worker/bench.py --out bench/results
 "$venv/bin/python" bench/worker/plot.py bench/results/worker.json bench/results/worker.png
 "$venv/bin/python" bench/worker/accept.py --out bench/results
-echo "bench-worker: bench/results/worker.md, worker.png and accept.md"
+"$venv/bin/python" bench/worker/instructions.py --out bench/results
+echo "bench-worker: bench/results/worker.md, worker.png, accept.md and instructions.md"

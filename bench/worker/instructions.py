@@ -1,0 +1,155 @@
+"""Instructions per request, counted by valgrind's callgrind: the noise-free side of the benchmark.
+
+On a shared 2-CPU VM a server's CPU time per request moves by ±15 % from one
+minute to the next, which hides differences of a few per cent. Counting the
+instructions a server executes for a fixed number of requests does not move:
+each server runs under callgrind with instrumentation off while it starts,
+one keep-alive client warms it up, instrumentation is switched on for every
+process of the server, the client sends REQUESTS sequential `/` requests
+(one request per event-loop turn, so no batching differs between servers),
+and the counts of all the server's processes are summed. Only the Python
+servers are measured: Node's JIT makes its count under valgrind meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import APP, VENV_BIN, answers, free_port, tree
+
+log = logging.getLogger("bench.instructions")
+
+REQUESTS = 2000
+WARM_UP = 300
+
+
+def servers(port: int) -> dict[str, list[str]]:
+    bind = f"127.0.0.1:{port}"
+    gunicorn = [str(VENV_BIN / "gunicorn"), "-b", bind, "--log-level", "warning", "-w", "1"]
+    return {
+        "corescale single": [
+            str(VENV_BIN / "corescale-worker"),
+            "--mode",
+            "single",
+            "--bind",
+            bind,
+            "--log-level",
+            "warning",
+        ],
+        "gunicorn -w 1": [*gunicorn, "-k", "aiohttp.GunicornWebWorker", f"{APP}()"],
+        "gunicorn uvloop -w 1": [*gunicorn, "-k", "aiohttp.GunicornUVLoopWebWorker", f"{APP}()"],
+    }
+
+
+def send(port: int, count: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for _ in range(count):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET / answered {response.status}")
+    finally:
+        conn.close()
+
+
+def control(pids: list[int], *args: str) -> None:
+    for pid in pids:
+        subprocess.run(
+            ["callgrind_control", *args, str(pid)], capture_output=True, check=False, timeout=60
+        )
+
+
+def count(name: str, command: list[str], port: int, folder: Path) -> float:
+    """Instructions per `/` request of one server, all its processes together."""
+    out = folder / f"{name.replace(' ', '_')}.%p"
+    proc = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--trace-children=yes",
+            f"--callgrind-out-file={out}",
+            *command,
+        ],
+        env={**os.environ, "CORESCALE_DRAIN_DELAY": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start under valgrind")
+            time.sleep(0.5)
+        send(port, WARM_UP)
+        pids = tree(proc.pid)
+        control(pids, "-i", "on")
+        send(port, REQUESTS)
+        control(pids, "-i", "off")
+        control(pids, "-d")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    total = 0
+    for dump in folder.glob(f"{name.replace(' ', '_')}.*"):
+        totals = [
+            int(line.split()[1])
+            for line in dump.read_text(errors="replace").splitlines()
+            if line.startswith("totals:")
+        ]
+        total += max(totals, default=0)
+    return total / REQUESTS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="callgrind-") as folder:
+        port = free_port()
+        for name, command in servers(port).items():
+            log.info("callgrind: %s", name)
+            rows.append((name, count(name, command, port, Path(folder))))
+    anchor = dict(rows)["gunicorn -w 1"]
+    lines = [
+        "# Instructions per request",
+        "",
+        f"`bench/worker/instructions.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"each server under valgrind's callgrind, {REQUESTS} sequential `/` requests on one "
+        f"keep-alive connection after {WARM_UP} to warm up; user-space instructions of all the "
+        "server's processes over the requests. Python "
+        f"{sys.version.split()[0]}.",
+        "",
+        "| server | instructions per request | relative to gunicorn -w 1 |",
+        "| --- | --- | --- |",
+        *(f"| {name} | {value:,.0f} | {value / anchor:.2f} |" for name, value in rows),
+        "",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "instructions.md").write_text("\n".join(lines))
+    log.info("wrote %s", args.out / "instructions.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
