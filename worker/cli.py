@@ -28,7 +28,7 @@ def resolve_mode(config: Config) -> tuple[Mode, int]:
     if config.workers is not None:
         count = config.workers
     else:
-        from corescale.worker.cgroup import available_cpus  # noqa: PLC0415 (see main)
+        from corescale.worker.cgroup import available_cpus  # noqa: PLC0415 (see _serve)
 
         count = available_cpus()
     if config.mode is Mode.AUTO and count == 1:

@@ -14,18 +14,16 @@ servers are measured: Node's JIT makes its count under valgrind meaningless.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import APP, VENV_BIN, answers, free_port, tree
+from bench import APP, VENV_BIN, answers, free_port, stop, tree
 
 log = logging.getLogger("bench.instructions")
 
@@ -101,13 +99,7 @@ def count(name: str, command: list[str], port: int, folder: Path) -> float:
         control(pids, "-i", "off")
         control(pids, "-d")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, timeout=60)
     total = 0
     for dump in folder.glob(f"{name.replace(' ', '_')}.*"):
         totals = [
