@@ -72,33 +72,22 @@ class Server:
 def servers(port: int) -> list[Server]:
     bind = f"127.0.0.1:{port}"
     corescale = [str(VENV_BIN / "corescale-worker"), "--bind", bind, "--log-level", "warning"]
-    gunicorn = [str(VENV_BIN / "gunicorn"), "-b", bind, "--log-level", "warning"]
     quiet = {"CORESCALE_DRAIN_DELAY": "0"}
+
+    def gunicorn(name: str, worker_class: str, workers: int) -> Server:
+        command = [str(VENV_BIN / "gunicorn"), "-b", bind, "--log-level", "warning"]
+        command += ["-k", f"aiohttp.{worker_class}", "-w", str(workers), f"{APP}()"]
+        return Server(name, workers, command)
+
     return [
         Server("corescale single", 1, [*corescale, "--mode", "single"], quiet),
-        Server(
-            "gunicorn -w 1",
-            1,
-            [*gunicorn, "-k", "aiohttp.GunicornWebWorker", "-w", "1", f"{APP}()"],
-        ),
-        Server(
-            "gunicorn uvloop -w 1",
-            1,
-            [*gunicorn, "-k", "aiohttp.GunicornUVLoopWebWorker", "-w", "1", f"{APP}()"],
-        ),
+        gunicorn("gunicorn -w 1", "GunicornWebWorker", 1),
+        gunicorn("gunicorn uvloop -w 1", "GunicornUVLoopWebWorker", 1),
         Server(
             "corescale prefork 2", 2, [*corescale, "--mode", "prefork", "--workers", "2"], quiet
         ),
-        Server(
-            "gunicorn -w 2",
-            2,
-            [*gunicorn, "-k", "aiohttp.GunicornWebWorker", "-w", "2", f"{APP}()"],
-        ),
-        Server(
-            "gunicorn uvloop -w 2",
-            2,
-            [*gunicorn, "-k", "aiohttp.GunicornUVLoopWebWorker", "-w", "2", f"{APP}()"],
-        ),
+        gunicorn("gunicorn -w 2", "GunicornWebWorker", 2),
+        gunicorn("gunicorn uvloop -w 2", "GunicornUVLoopWebWorker", 2),
         Server(
             "node cluster 2",
             2,

@@ -23,30 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import APP, VENV_BIN, answers, free_port, stop, tree
+from bench import Server, answers, free_port, servers, stop, tree
 
 log = logging.getLogger("bench.instructions")
 
 REQUESTS = 2000
 WARM_UP = 300
-
-
-def servers(port: int) -> dict[str, list[str]]:
-    bind = f"127.0.0.1:{port}"
-    gunicorn = [str(VENV_BIN / "gunicorn"), "-b", bind, "--log-level", "warning", "-w", "1"]
-    return {
-        "corescale single": [
-            str(VENV_BIN / "corescale-worker"),
-            "--mode",
-            "single",
-            "--bind",
-            bind,
-            "--log-level",
-            "warning",
-        ],
-        "gunicorn -w 1": [*gunicorn, "-k", "aiohttp.GunicornWebWorker", f"{APP}()"],
-        "gunicorn uvloop -w 1": [*gunicorn, "-k", "aiohttp.GunicornUVLoopWebWorker", f"{APP}()"],
-    }
 
 
 def send(port: int, count: int) -> None:
@@ -69,8 +51,9 @@ def control(pids: list[int], *args: str) -> None:
         )
 
 
-def count(name: str, command: list[str], port: int, folder: Path) -> float:
+def count(server: Server, port: int, folder: Path) -> float:
     """Instructions per `/` request of one server, all its processes together."""
+    name = server.name
     out = folder / f"{name.replace(' ', '_')}.%p"
     proc = subprocess.Popen(
         [
@@ -79,9 +62,9 @@ def count(name: str, command: list[str], port: int, folder: Path) -> float:
             "--instr-atstart=no",
             "--trace-children=yes",
             f"--callgrind-out-file={out}",
-            *command,
+            *server.command,
         ],
-        env={**os.environ, "CORESCALE_DRAIN_DELAY": "0"},
+        env={**os.environ, **server.env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -119,9 +102,11 @@ def main() -> int:
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="callgrind-") as folder:
         port = free_port()
-        for name, command in servers(port).items():
-            log.info("callgrind: %s", name)
-            rows.append((name, count(name, command, port, Path(folder))))
+        # The benchmark's own one-worker Python servers, with the same commands.
+        for server in servers(port):
+            if server.workers == 1 and not server.name.startswith("node"):
+                log.info("callgrind: %s", server.name)
+                rows.append((server.name, count(server, port, Path(folder))))
     anchor = dict(rows)["gunicorn -w 1"]
     lines = [
         "# Instructions per request",
