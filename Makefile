@@ -3,21 +3,24 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Two caches (hack/lib.sh): the Go binaries built from the pins in
+# hack/versions.env, and everything else (images, PKI, cluster state).
 export CORESCALE_CACHE ?= $(HOME)/.cache/corescale
-export PATH := $(CORESCALE_CACHE)/bin:$(PATH)
+export CORESCALE_TOOLS ?= $(HOME)/.cache/corescale-tools
+export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
 # The repository root holds the folder operator/ (the package
 # corescale.operator). `python -m ...` run from here would put the root first
 # on sys.path and shadow the standard library's `operator` with it; safe-path
 # mode (Python 3.11+) keeps the current folder off sys.path.
 export PYTHONSAFEPATH := 1
 
-.PHONY: help deps venv lint unit test-worker e2e test cluster cluster-down kubeconfig \
-        image up down bench bench-worker bench-operator clean
+.PHONY: help deps venv lint unit test-chart test-worker e2e test tools helm base-images \
+        cluster cluster-down kubeconfig image up down bench bench-worker bench-operator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-deps: ## install the Debian packages the cluster, image and benchmarks need
+deps: ## install the Debian packages the cluster, image, lint and benchmarks need
 	hack/deps.sh
 
 venv: $(VENV)/.installed ## the Python virtualenv with corescale installed editable
@@ -25,21 +28,34 @@ $(VENV)/.installed: pyproject.toml
 	hack/venv.sh $(VENV)
 	@touch $@
 
-lint: venv ## ruff and mypy
+lint: deps venv ## ruff, mypy and shellcheck
 	$(VENV)/bin/ruff check .
 	hack/typecheck.sh $(VENV)
+	hack/shellcheck.sh
 
-unit: venv ## unit tests only (no cluster, no worker processes)
-	$(PY) -m pytest -m "not e2e and not worker"
+unit: venv ## unit tests only (no cluster, no worker processes, no helm)
+	hack/test.sh unit
+
+test-chart: venv helm ## the chart's tests: helm template, lint and schema (builds the pinned helm)
+	hack/test.sh chart
 
 test-worker: venv ## worker tests: real processes on real sockets
-	$(PY) -m pytest -m worker
+	hack/test.sh worker
 
 e2e: venv cluster image ## end-to-end tests on the cluster
-	$(PY) -m pytest -m e2e
+	hack/test.sh e2e
 
-test: deps venv lint cluster image ## everything: lint, unit, worker and end-to-end tests
-	$(PY) -m pytest
+test: ## everything, phase by phase with a timing table: setup, lint, unit, chart, worker, end-to-end
+	hack/test.sh
+
+tools: deps ## build the pinned Go binaries (Kubernetes, etcd, containerd, runc, crictl, helm) once
+	hack/cluster/build.sh
+
+helm: deps ## build the pinned helm alone
+	hack/cluster/build.sh helm
+
+base-images: deps ## build the pause and base images (no registry needed)
+	hack/images/build.sh
 
 cluster: deps ## build (once) and start the local single-node cluster
 	hack/cluster.sh up
@@ -67,5 +83,5 @@ bench-worker: deps venv ## worker benchmark: corescale vs gunicorn vs node clust
 bench-operator: venv cluster image ## operator timings on the cluster
 	$(PY) bench/operator/run.py
 
-clean: ## remove build output (the Go cache under $(CORESCALE_CACHE) stays)
+clean: ## remove build output (both caches under ~/.cache stay)
 	rm -rf build dist *.egg-info

@@ -21,11 +21,16 @@ kc() {
   kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"
 }
 
-# on_exit: whatever step failed (set -e can end the script in any function),
-# say where the logs are.
+# on_exit: whatever step failed (lib.sh's ERR trap has named the command),
+# say which logs exist to read: this start's own, and each component's.
 on_exit() {
-  local rc=$?
-  ((rc == 0)) || log "FAILED (exit $rc). Logs of every component: $LOGS"
+  local rc=$? f components=""
+  ((rc == 0)) && return
+  for f in "$LOGS"/*.log; do
+    [[ -f $f && $f != */up.log ]] && components+=" ${f##*/}"
+  done
+  [[ -z $components ]] || components="; logs of the components in $LOGS:$components"
+  log "FAILED (exit $rc). This start's log: $LOGS/up.log$components"
 }
 
 # start NAME ARGS...: runs our binary NAME in its own session (so that the
@@ -37,6 +42,7 @@ start() {
   printf '\n===== %s %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
   # The pid is written by the process itself just before it becomes the
   # binary (exec keeps it), because setsid forks when it has to.
+  # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$BIN/$name" "$@" \
     >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
 }
@@ -328,6 +334,11 @@ up() {
     log "already running"
   else
     local t0=$SECONDS
+    # Everything this start says also goes to up.log, which the failure
+    # message names: it exists before the first step that can fail.
+    mkdir -p "$LOGS"
+    : >"$LOGS/up.log"
+    exec 2> >(tee -a "$LOGS/up.log" >&2)
     trap on_exit EXIT
     "$ROOT/hack/cluster/build.sh"
     "$ROOT/hack/images/build.sh"

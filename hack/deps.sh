@@ -19,6 +19,8 @@ packages=(
   debootstrap buildah
   # the project's virtualenv and the worker benchmark's load generator
   python3 python3-venv python3-dev wrk valgrind
+  # make lint checks every shell script
+  shellcheck
 )
 
 missing=()

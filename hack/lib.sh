@@ -1,14 +1,22 @@
 # Shared by the hack/ scripts: where the cache lives, the pinned versions, and
 # how to report progress. Sourced, never executed.
 # shellcheck shell=bash
+# Its variables are used by the scripts that source it:
+# shellcheck disable=SC2034
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Builds live outside the repository so a clean clone reuses them and `git
-# clean` never throws away an hour of compiling.
+# Two caches, both outside the repository so a clean clone reuses them and
+# `git clean` never throws away an hour of compiling:
+# - CORESCALE_TOOLS: the Go binaries built from the pins in versions.env, and
+#   nothing else. A binary there is rebuilt only when its pin changes.
+# - CORESCALE_CACHE: everything else (pause and base images, buildah's
+#   storage, PKI, configs, cluster state and logs). CI points it at an empty
+#   folder on every run, so the path a fresh machine takes is walked each time.
 CORESCALE_CACHE=${CORESCALE_CACHE:-$HOME/.cache/corescale}
-BIN=$CORESCALE_CACHE/bin
-STAMPS=$CORESCALE_CACHE/stamps
-export CORESCALE_CACHE
+CORESCALE_TOOLS=${CORESCALE_TOOLS:-$HOME/.cache/corescale-tools}
+BIN=$CORESCALE_TOOLS/bin
+STAMPS=$CORESCALE_TOOLS/stamps
+export CORESCALE_CACHE CORESCALE_TOOLS
 # shellcheck source=hack/versions.env
 source "$ROOT/hack/versions.env"
 
@@ -21,15 +29,35 @@ die() {
   exit 1
 }
 
-# stamp NAME VERSION: true when NAME was built at VERSION and its binaries are
-# still there, so a rebuild happens only when versions.env changes.
+# on_err: under `set -e` a failing command ends a script without a word; this
+# names the script, the line and the command instead. errtrace (-E) makes the
+# trap reach into functions and subshells; it is reported once, where the
+# failure happened (BASH_SUBSHELL tells a command substitution or a pipeline
+# stage from the script itself, whose own failing line is reported after).
+on_err() {
+  local rc=$1 line=$2 cmd=$3 file=${BASH_SOURCE[1]}
+  ((BASH_SUBSHELL == 0)) || return 0
+  # BASH_COMMAND holds one stage of a pipeline; the source line holds it all.
+  if [[ -f $file ]]; then
+    cmd=$(sed -n "${line}{s/^[[:space:]]*//;p}" "$file")
+  fi
+  log "FAILED (exit $rc) at ${file#"$ROOT"/}:$line: $cmd"
+}
+set -E
+trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
+
+# stamp_ok NAME VERSION [DIR]: true when NAME was built at VERSION, so a
+# rebuild happens only when versions.env (or a recipe) changes. DIR holds the
+# stamps, the tools cache's by default.
 stamp_ok() {
-  [[ -f $STAMPS/$1 && $(cat "$STAMPS/$1") == "$2" ]]
+  local f=${3:-$STAMPS}/$1
+  [[ -f $f && $(cat "$f") == "$2" ]]
 }
 
 stamp_set() {
-  mkdir -p "$STAMPS"
-  printf '%s\n' "$2" >"$STAMPS/$1"
+  local d=${3:-$STAMPS}
+  mkdir -p "$d"
+  printf '%s\n' "$2" >"$d/$1"
 }
 
 # Images are built with buildah: no daemon to start and stop, and nothing
@@ -37,8 +65,11 @@ stamp_set() {
 # pod traffic on the CNI bridge). Its storage lives in the cache so images
 # survive between runs; its run state lives with the cluster's.
 IMAGES=$CORESCALE_CACHE/images
+# buildah's run state (locks, mount counts) belongs to one storage: a cache of
+# its own gets a run folder of its own, on tmpfs so a reboot clears it.
+BUILDAH_RUNROOT=/run/corescale-buildah/$(printf '%s' "$CORESCALE_CACHE" | cksum | cut -d' ' -f1)
 bah() {
-  buildah --root "$CORESCALE_CACHE/containers/storage" --runroot /run/corescale/buildah \
+  buildah --root "$CORESCALE_CACHE/containers/storage" --runroot "$BUILDAH_RUNROOT" \
     --storage-driver overlay "$@"
 }
 

@@ -166,7 +166,15 @@ report() {
   cat <<EOF
 
 corescale is up (took ${1}s). corecluster/$EXAMPLE is Ready in namespace $EXAMPLE_NS.
-$( ((LOCAL)) && printf '\n  export KUBECONFIG=%s\n' "$KUBECONFIG")
+
+In a new shell, first (the kubectl and helm built for this cluster, which
+may be newer than the ones already on this machine's PATH):
+  export PATH=$BIN:\$PATH
+EOF
+  if ((LOCAL)); then
+    printf '  export KUBECONFIG=%s\n' "$KUBECONFIG"
+  fi
+  cat <<EOF
 Reach it:
 EOF
   if [[ -n $answer ]]; then

@@ -2,7 +2,7 @@
 run helm and kubectl's kustomize, parse what they print, compare objects.
 
 helm and kubectl come from PATH, which tests/conftest.py starts with the
-cluster build's cache ($CORESCALE_CACHE/bin). A missing tool is a failure
+cluster build's tools cache ($CORESCALE_TOOLS/bin). A missing tool is a failure
 that says how to get it, never a skip.
 """
 
@@ -35,7 +35,7 @@ def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(
-            f"{name} is not on PATH: `make cluster` builds it into $CORESCALE_CACHE/bin",
+            f"{name} is not on PATH: `make tools` builds it into $CORESCALE_TOOLS/bin",
             pytrace=False,
         )
     return path

@@ -16,14 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Put the cached cluster binaries (kubectl, helm) on PATH.
+    """Put the pinned cluster binaries (kubectl, helm) on PATH.
 
     `make` does this already; running `pytest` by hand should find the same
     kubectl and helm instead of whichever the machine happens to have.
     """
-    cache = Path(os.environ.get("CORESCALE_CACHE", Path.home() / ".cache" / "corescale"))
-    os.environ["CORESCALE_CACHE"] = str(cache)
-    bin_dir = str(cache / "bin")
+    tools = Path(os.environ.get("CORESCALE_TOOLS", Path.home() / ".cache" / "corescale-tools"))
+    os.environ["CORESCALE_TOOLS"] = str(tools)
+    bin_dir = str(tools / "bin")
     path = os.environ.get("PATH", "").split(os.pathsep)
     if bin_dir not in path:
         os.environ["PATH"] = os.pathsep.join([bin_dir, *path])

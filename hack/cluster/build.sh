@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the cluster's binaries from the Go module proxy into
-# $CORESCALE_CACHE/bin: Kubernetes (one `go build` for all commands so shared
+# $CORESCALE_TOOLS/bin: Kubernetes (one `go build` for all commands so shared
 # packages compile once), etcd, containerd with its runc shim, runc, and helm.
 # Each component is rebuilt only when its pin in hack/versions.env changes.
 set -euo pipefail
@@ -11,7 +11,7 @@ LOG_TAG=build
 # pick up any workspace. -trimpath keeps paths of this machine out of the
 # binaries; nice keeps the shared CPUs usable for other work meanwhile.
 export GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
-SRC=$CORESCALE_CACHE/src
+SRC=$CORESCALE_TOOLS/src
 mkdir -p "$BIN" "$SRC"
 
 command -v go >/dev/null || die "Go 1.26 or newer is needed on PATH to build the cluster (no release binaries can be downloaded here)"
@@ -26,7 +26,7 @@ progress() {
     printf '%s\n' "$line" >>"$out"
     # Compiler errors ("# package" headers and "file.go:line:" messages)
     # are shown as they come, not only kept in the log.
-    if [[ $line == "#"* || $line == *.go:* || $line == *error* ]]; then
+    if [[ $line == "#"* || $line == *.go:[0-9]* || $line == "go: "* || $line == *"error:"* ]]; then
       printf '%s\n' "$line" >&2
       continue
     fi

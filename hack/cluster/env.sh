@@ -1,6 +1,8 @@
 # Layout and addresses of the local cluster, shared by hack/cluster.sh and
 # its helpers. Sourced after hack/lib.sh.
 # shellcheck shell=bash
+# Its variables are used by the scripts that source it:
+# shellcheck disable=SC2034
 
 CS=$CORESCALE_CACHE/cluster
 # Kept between runs: certificates (regenerated when missing), containerd's

@@ -14,7 +14,7 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$IMAGES"
 
 build_pause() {
-  stamp_ok pause "$RECIPE" && [[ -f $IMAGES/pause.tar ]] && return 0
+  stamp_ok pause "$RECIPE" "$IMAGES" && [[ -f $IMAGES/pause.tar ]] && return 0
   log "pause: compiling $ROOT/hack/images/pause.c"
   local work
   work=$(mktemp -d)
@@ -29,14 +29,16 @@ build_pause() {
   rm -f "$IMAGES/pause.tar"
   bah push -q localhost/corescale-pause:1 "docker-archive:$IMAGES/pause.tar:$PAUSE_IMAGE"
   rm -rf "$work"
-  stamp_set pause "$RECIPE"
+  stamp_set pause "$RECIPE" "$IMAGES"
 }
 
 build_base() {
-  stamp_ok base "$BASE_SUITE-$RECIPE" && [[ -f $IMAGES/base.tar ]] && return 0
+  stamp_ok base "$BASE_SUITE-$RECIPE" "$IMAGES" && [[ -f $IMAGES/base.tar ]] && return 0
   local rootfs=$IMAGES/rootfs-$BASE_SUITE
   # An interrupted debootstrap leaves /proc and /sys mounted in the target.
-  findmnt -rn -o TARGET | grep "^$rootfs/" | sort -r | xargs -r umount -l
+  # (unmount_under is the cluster's; this script runs without it.) No mount
+  # at all is the normal case, so grep's "no match" must not end the script.
+  findmnt -rn -o TARGET | { grep "^$rootfs/" || true; } | sort -r | xargs -r umount -l
   rm -rf --one-file-system "$rootfs" "$rootfs.tar"
   log "base: debootstrap $BASE_SUITE with python3 from $DEBIAN_MIRROR (a few minutes)"
   # minbase: dpkg, apt and the essential set only. python3-venv lets the
@@ -59,7 +61,7 @@ build_base() {
   rm -f "$IMAGES/base.tar"
   bah push -q "localhost/corescale-base:$BASE_SUITE" "docker-archive:$IMAGES/base.tar:$BASE_IMAGE_REF"
   rm -rf "$rootfs" "$rootfs.tar"
-  stamp_set base "$BASE_SUITE-$RECIPE"
+  stamp_set base "$BASE_SUITE-$RECIPE" "$IMAGES"
 }
 
 build_pause

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.charttools import (
@@ -24,6 +25,9 @@ from tests.charttools import (
     source_crds,
     without_helm_labels,
 )
+
+# helm renders the chart: `make test-chart` builds the pinned helm first.
+pytestmark = pytest.mark.chart
 
 
 def _by_identity(objects: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:

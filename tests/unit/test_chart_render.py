@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from corescale.operator import settings
 from tests.charttools import (
     OPERATOR_NS,
@@ -19,6 +21,9 @@ from tests.charttools import (
     sets,
     source_crds,
 )
+
+# helm renders the chart: `make test-chart` builds the pinned helm first.
+pytestmark = pytest.mark.chart
 
 OPERATOR = "corescale-operator"
 CRD_NAMES = sorted(c["metadata"]["name"] for c in source_crds())

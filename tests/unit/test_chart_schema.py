@@ -11,6 +11,9 @@ import yaml
 
 from tests.charttools import CHART, helm_template, kubernetes_version, run, tool
 
+# helm renders the chart: `make test-chart` builds the pinned helm first.
+pytestmark = pytest.mark.chart
+
 
 def _schema() -> dict[str, Any]:
     schema: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
