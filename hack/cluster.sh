@@ -236,6 +236,13 @@ start_control_plane() {
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority "$PKI/ca.crt" \
     --kubelet-preferred-address-types InternalIP \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --allow-privileged=true --v 1
   wait_until "kube-apiserver to be ready" 120 kc get --raw /readyz
 
@@ -317,6 +324,23 @@ YAML
   log "Service $ip routed to a pod"
 }
 
+# start_metrics_server: resource metrics (`kubectl top`, the HPA) from the
+# kubelet, served to the API server as the aggregated API metrics.k8s.io.
+start_metrics_server() {
+  sed -e "s|@NODE_IP@|$NODE_IP|" -e "s|@CA_BUNDLE@|$(base64 -w0 "$PKI/ca.crt")|" \
+    "$ROOT/hack/cluster/metrics-server.yaml" | kc apply -f - >/dev/null
+  start metrics-server --kubeconfig "$PKI/metrics-server.kubeconfig" \
+    --authentication-kubeconfig "$PKI/metrics-server.kubeconfig" \
+    --authorization-kubeconfig "$PKI/metrics-server.kubeconfig" \
+    --bind-address "$NODE_IP" --secure-port 4443 \
+    --tls-cert-file "$PKI/metrics-server-serving.crt" \
+    --tls-private-key-file "$PKI/metrics-server-serving.key" \
+    --kubelet-preferred-address-types InternalIP --kubelet-certificate-authority "$PKI/ca.crt" \
+    --metric-resolution 15s --v 1
+  wait_until "the metrics.k8s.io API" 120 \
+    kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
+}
+
 # healthy: every component runs, the API server is ready, the node is Ready,
 # and the last start finished (a start that failed half-way is redone).
 healthy() {
@@ -350,6 +374,7 @@ up() {
     start_control_plane
     start_node
     smoke_test
+    start_metrics_server
     touch "$RUN/ready"
     trap - EXIT
     log "cluster ready in $((SECONDS - t0))s; logs in $LOGS"

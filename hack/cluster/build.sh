@@ -164,17 +164,22 @@ build_helm() {
     $m/cmd/helm
 }
 
-# main: with no argument builds everything; with names (kubernetes,
-# containerd, runc, crictl, etcd, helm) only those, so that `make up` against
-# another cluster can get the pinned helm without building Kubernetes.
+build_metrics_server() {
+  local m=sigs.k8s.io/metrics-server
+  build_module metrics-server $m "$METRICS_SERVER_VERSION" 0 "" \
+    "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" $m/cmd/metrics-server
+}
+
+# main: with no argument builds every part `make cluster` runs; with names
+# only those, so that `make up` against another cluster can get the pinned
+# helm without building Kubernetes.
+PARTS=(kubernetes containerd runc crictl etcd helm metrics-server)
 main() {
   local t0=$SECONDS part
-  (($#)) || set -- kubernetes containerd runc crictl etcd helm
+  (($#)) || set -- "${PARTS[@]}"
   for part in "$@"; do
-    case $part in
-      kubernetes | containerd | runc | crictl | etcd | helm) "build_$part" ;;
-      *) die "unknown part '$part' (kubernetes containerd runc crictl etcd helm)" ;;
-    esac
+    [[ " ${PARTS[*]} " == *" $part "* ]] || die "unknown part '$part' (${PARTS[*]})"
+    "build_${part//-/_}"
   done
   log "binaries in $BIN (took $((SECONDS - t0))s)"
 }

@@ -36,7 +36,8 @@ API_SERVICE_IP=10.96.0.1
 API_PORT=6443
 
 # Host processes of the cluster, in start order; stopped in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy
+  metrics-server)
 
 # ctr_k8s ARGS...: ctr on the node's containerd, in the namespace the CRI
 # uses. ctr warns on every call that cgroup v1 is deprecated; that line is

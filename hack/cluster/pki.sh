@@ -4,12 +4,23 @@
 # because they are generated in milliseconds, which keeps a first start fast.
 # shellcheck shell=bash
 
-# leaf NAME SUBJECT EXTENSIONS: a key and a certificate signed by the CA.
+# Bump when make_pki issues other certificates, so that a kept set is redone.
+PKI_RECIPE=2
+
+# ca NAME SUBJECT: a self-signed certificate authority.
+ca() {
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$PKI/$1.key" -out "$PKI/$1.crt" -days 3650 -subj "$2" \
+    -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+
+# leaf NAME SUBJECT EXTENSIONS [CA]: a key and a certificate signed by CA
+# (the cluster's CA by default).
 leaf() {
-  local name=$1 subject=$2 ext=$3
+  local name=$1 subject=$2 ext=$3 ca=${4:-ca}
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" \
     -CAcreateserial -days 3650 -extfile <(printf '%s\n' "$ext") -out "$PKI/$name.crt" 2>/dev/null
   rm -f "$PKI/$name.csr"
 }
@@ -50,14 +61,16 @@ YAML
 # make_pki: creates whatever is missing; an existing set is reused, so warm
 # starts skip this and old kubeconfigs keep working.
 make_pki() {
-  [[ -f $PKI/complete ]] && return 0
+  [[ -f $PKI/complete && $(cat "$PKI/complete") == "$PKI_RECIPE" ]] && return 0
   rm -rf "$PKI"
   mkdir -p "$PKI"
   chmod 700 "$PKI"
   log "creating certificates in $PKI"
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 3650 -subj /CN=corescale-ca \
-    -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+  ca ca /CN=corescale-ca
+  # The aggregation layer's own CA: the API server proves with a certificate
+  # of it that a request it forwards to metrics-server is authenticated, and
+  # no ordinary client certificate of the cluster's CA can claim that.
+  ca front-proxy-ca /CN=corescale-front-proxy-ca
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/sa.key" 2>/dev/null
   openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
 
@@ -72,11 +85,15 @@ make_pki() {
   # The Node authorizer and NodeRestriction admission know the kubelet by
   # this exact identity.
   leaf kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client_ext"
+  leaf front-proxy-client /CN=front-proxy-client "$client_ext" front-proxy-ca
+  leaf metrics-server-serving /CN=metrics-server "$(serving_ext "IP:$NODE_IP,DNS:metrics-server.kube-system.svc")"
+  leaf metrics-server /CN=system:metrics-server "$client_ext"
 
   kubeconfig admin corescale-admin
   kubeconfig controller-manager system:kube-controller-manager
   kubeconfig scheduler system:kube-scheduler
   kubeconfig kube-proxy system:kube-proxy
   kubeconfig kubelet "system:node:$NODE_NAME"
-  touch "$PKI/complete"
+  kubeconfig metrics-server system:metrics-server
+  printf '%s\n' "$PKI_RECIPE" >"$PKI/complete"
 }
