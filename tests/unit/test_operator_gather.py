@@ -1,0 +1,122 @@
+"""The autoscaler's loop against real HTTP servers on loopback that answer
+like worker pods (one address each, 127.0.0.2 and up, all on one port as
+pods of one CoreCluster are): what it reads, and what it does with silence."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from corescale.operator.autoscale import Decision, Policy
+from corescale.operator.gather import Gatherer, Key, Pod, Target
+
+KEY: Key = ("shop", "orders")
+POLICY = Policy(min_replicas=1, max_replicas=10, target_in_flight=4)
+
+
+class FakePods:
+    """Loopback servers answering /metrics like a one-worker pod."""
+
+    def __init__(self, count: int) -> None:
+        self.ips = [f"127.0.0.{i + 2}" for i in range(count)]
+        self.in_flight = dict.fromkeys(self.ips, 0.0)
+        self.silent: set[str] = set()
+        self.runners: list[web.AppRunner] = []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+
+    async def start(self) -> None:
+        for ip in self.ips:
+            app = web.Application()
+            app.router.add_get("/metrics", self._metrics)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, ip, self.port).start()
+            self.runners.append(runner)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        ip = request.transport.get_extra_info("sockname")[0]  # type: ignore[union-attr]
+        if ip in self.silent:
+            await asyncio.sleep(0.6)
+        return web.Response(
+            text=f'corescale_requests_in_flight{{worker="0"}} {self.in_flight[ip]}\n'
+            'corescale_request_duration_seconds_sum{worker="0"} 0\n'
+            "corescale_workers 1\n"
+        )
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+    def target(self, current: int) -> Target:
+        pods = tuple(Pod(f"pod-{i}", ip, 1) for i, ip in enumerate(self.ips))
+        return Target(POLICY, self.port, current, pods)
+
+
+def _with_pods(scenario: Callable[[FakePods], Awaitable[None]]) -> None:
+    async def main() -> None:
+        fake = FakePods(3)
+        await fake.start()
+        try:
+            await scenario(fake)
+        finally:
+            await fake.stop()
+
+    asyncio.run(main())
+
+
+async def _decide(gatherer: Gatherer) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.3)) as session:
+        await gatherer.round(session)
+
+
+def _gatherer(fake: FakePods, current: int, decisions: list[Decision]) -> Gatherer:
+    async def act(key: Key, decision: Decision, target: Target) -> None:
+        assert key == KEY
+        decisions.append(decision)
+
+    return Gatherer(lambda: {KEY: fake.target(current)}, act, timeout=0.3)
+
+
+def test_a_round_reads_every_ready_pod_and_decides() -> None:
+    async def scenario(pods: FakePods) -> None:
+        pods.in_flight = dict.fromkeys(pods.ips, 8.0)
+        decisions: list[Decision] = []
+        gatherer = _gatherer(pods, 3, decisions)
+        await _decide(gatherer)
+        assert decisions[-1].replicas == 6
+        assert decisions[-1].reason == "in flight 24.0 per 3 workers, target 4"
+        assert gatherer.stats.scrapes == 3
+        assert gatherer.stats.errors == 0
+
+    _with_pods(scenario)
+
+
+def test_a_silent_pod_counts_as_loaded_as_the_others() -> None:
+    async def scenario(pods: FakePods) -> None:
+        pods.in_flight = dict.fromkeys(pods.ips, 8.0)
+        pods.silent = {pods.ips[0]}
+        decisions: list[Decision] = []
+        gatherer = _gatherer(pods, 3, decisions)
+        await _decide(gatherer)
+        assert decisions[-1].load == 24.0
+        assert gatherer.stats.errors == 1
+
+    _with_pods(scenario)
+
+
+def test_all_pods_silent_holds_the_count() -> None:
+    async def scenario(pods: FakePods) -> None:
+        pods.silent = set(pods.ips)
+        decisions: list[Decision] = []
+        gatherer = _gatherer(pods, 3, decisions)
+        await _decide(gatherer)
+        assert decisions[-1].replicas == 3
+        assert decisions[-1].load is None
+
+    _with_pods(scenario)
