@@ -82,6 +82,7 @@ def decide(
     samples: Sequence[Sample],
     current: int,
     now: float,
+    *,
     observed_since: float,
     last_down: float | None = None,
 ) -> Decision:

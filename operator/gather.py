@@ -130,9 +130,7 @@ class Gatherer:
         # Pods that did not answer keep their last reading for the next round;
         # pods no longer ready are forgotten.
         ready = {pod.name for pod in target.ready}
-        track.readings = {
-            name: r for name, r in (track.readings | fresh).items() if name in ready
-        }
+        track.readings = {name: r for name, r in (track.readings | fresh).items() if name in ready}
         sample = load.cluster_sample(now, loads, sum(p.workers for p in target.ready))
         if sample is not None:
             track.samples.append(sample)
@@ -140,7 +138,12 @@ class Gatherer:
         while track.samples and track.samples[0].time < horizon:
             track.samples.popleft()
         decision = autoscale.decide(
-            target.policy, track.samples, target.current, now, track.since, track.last_down
+            target.policy,
+            track.samples,
+            target.current,
+            now,
+            observed_since=track.since,
+            last_down=track.last_down,
         )
         if decision.replicas < target.current:
             track.last_down = now

@@ -94,4 +94,3 @@ def cluster_sample(
     load = sum(value for value, _ in loads.values())
     scale = max(ready_workers, answered) / answered
     return Sample(time, load * scale, max(ready_workers, answered))
-

@@ -3,6 +3,7 @@ the gatherer takes them, fed through ``decide`` the way the operator does."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -34,7 +35,12 @@ class Run:
             if load is not None:
                 self.samples.append(Sample(t, load, self.replicas))
             decision = decide(
-                self.policy, self.samples, self.replicas, t, self.observed_since, self.last_down
+                self.policy,
+                self.samples,
+                self.replicas,
+                t,
+                observed_since=self.observed_since,
+                last_down=self.last_down,
             )
             self.decisions.append(decision)
             if decision.replicas != self.replicas:
@@ -46,9 +52,9 @@ class Run:
 
     def direction_changes(self) -> int:
         counts = [count for _, count in self.history]
-        steps = [b - a for a, b in zip(counts, counts[1:], strict=False)]
+        steps = [b - a for a, b in itertools.pairwise(counts)]
         signs = [1 if s > 0 else -1 for s in steps if s]
-        return sum(1 for a, b in zip(signs, signs[1:], strict=False) if a != b)
+        return sum(1 for a, b in itertools.pairwise(signs) if a != b)
 
 
 def test_a_step_that_doubles_the_load_is_decided_within_two_seconds() -> None:
@@ -83,11 +89,11 @@ def test_scale_down_at_most_halves_and_waits_between_steps() -> None:
     run = Run(replicas=16)
     run.play(lambda t: 60.0 if t <= 10 else 0.0, 200)
     counts = [16] + [count for _, count in run.history]
-    for before, after in zip(counts, counts[1:], strict=False):
+    for before, after in itertools.pairwise(counts):
         if after < before:
             assert after >= math.ceil(before / 2)
     down_times = [t for (t, count), prev in zip(run.history, counts, strict=False) if count < prev]
-    for a, b in zip(down_times, down_times[1:], strict=False):
+    for a, b in itertools.pairwise(down_times):
         assert b - a >= POLICY.down_period
     assert run.replicas == 1
 
@@ -120,12 +126,12 @@ def test_min_and_max_hold_whatever_the_load() -> None:
     run.play(lambda t: 400.0 if t <= 50 else 0.0, 300)
     assert max(count for _, count in run.history) == 5
     assert min(count for _, count in run.history) == 2
-    assert decide(policy, [], 9, 0.0, 0.0).replicas == 5
-    assert decide(policy, [], 0, 0.0, 0.0).replicas == 2
+    assert decide(policy, [], 9, 0.0, observed_since=0.0).replicas == 5
+    assert decide(policy, [], 0, 0.0, observed_since=0.0).replicas == 2
 
 
 def test_scale_up_is_limited_per_decision() -> None:
-    decision = decide(POLICY, [Sample(1.0, 400.0, 1)], 1, 1.0, 0.0)
+    decision = decide(POLICY, [Sample(1.0, 400.0, 1)], 1, 1.0, observed_since=0.0)
     assert decision.replicas == 4
 
 
