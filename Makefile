@@ -15,7 +15,7 @@ export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
 export PYTHONSAFEPATH := 1
 
 .PHONY: help deps venv lint unit test-chart test-worker e2e test tools helm base-images \
-        cluster cluster-down kubeconfig image up down bench bench-worker bench-operator clean
+        cluster cluster-down prometheus kubeconfig image up down bench bench-worker bench-operator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ base-images: deps ## build the pause and base images (no registry needed)
 
 cluster: deps ## build (once) and start the local single-node cluster
 	hack/cluster.sh up
+
+prometheus: cluster ## build (once) and start Prometheus on the local cluster: 127.0.0.1:9090, 1 s scrapes
+	hack/cluster.sh prometheus
 
 cluster-down: ## stop the local cluster and remove everything it left
 	hack/cluster.sh down

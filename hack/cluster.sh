@@ -9,6 +9,9 @@
 #                               iptables rule of the cluster
 #   hack/cluster.sh status      exit 0 when the cluster is up and healthy
 #   hack/cluster.sh kubeconfig  print the admin kubeconfig's path
+#   hack/cluster.sh prometheus  build (once) and start Prometheus beside the
+#                               running cluster: pods discovered through the
+#                               API, scraped every second (no-op when running)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/hack/cluster/env.sh"
@@ -341,6 +344,27 @@ start_metrics_server() {
     kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
 }
 
+# prometheus: a real Prometheus for the worker pods, on the host like the
+# other components, so it reaches pod addresses directly. It finds pods with
+# Kubernetes service discovery and scrapes those annotated the conventional
+# way (prometheus.io/scrape, port, path). Its data is thrown away with the
+# cluster's state; `make cluster-down` stops it.
+prometheus() {
+  healthy || die "the cluster is not running: make cluster first"
+  if pid_of prometheus >/dev/null && curl -fsS "http://$PROMETHEUS_ADDRESS/-/ready" >/dev/null 2>&1; then
+    log "prometheus already running on http://$PROMETHEUS_ADDRESS"
+    return
+  fi
+  "$ROOT/hack/cluster/build.sh" prometheus
+  mkdir -p "$VAR/prometheus"
+  sed "s|@KUBECONFIG@|$KUBECONFIG_PATH|" "$ROOT/hack/cluster/prometheus.yaml" >"$CONF/prometheus.yaml"
+  "$BIN/promtool" check config "$CONF/prometheus.yaml" >/dev/null
+  start prometheus --config.file "$CONF/prometheus.yaml" --storage.tsdb.path "$VAR/prometheus" \
+    --web.listen-address "$PROMETHEUS_ADDRESS" --log.level warn
+  wait_until "prometheus to be ready" 60 curl -fsS "http://$PROMETHEUS_ADDRESS/-/ready"
+  log "prometheus ready on http://$PROMETHEUS_ADDRESS"
+}
+
 # healthy: every component runs, the API server is ready, the node is Ready,
 # and the last start finished (a start that failed half-way is redone).
 healthy() {
@@ -408,8 +432,9 @@ case ${1:-} in
   down) lock && down ;;
   status) healthy ;;
   kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
+  prometheus) lock && prometheus ;;
   *)
-    echo "usage: $0 up|down|status|kubeconfig" >&2
+    echo "usage: $0 up|down|status|kubeconfig|prometheus" >&2
     exit 2
     ;;
 esac

@@ -170,15 +170,27 @@ build_metrics_server() {
     "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" $m/cmd/metrics-server
 }
 
+build_prometheus() {
+  local m=github.com/prometheus/prometheus minor=${PROMETHEUS_VERSION#v0.}
+  # v0.316.0 is Prometheus 3.16.0. remove_all_sd drops every service
+  # discovery but the ones named back in: Kubernetes' alone, which Debian's
+  # build lacks.
+  local release=3.$((10#${minor%%.*} - 300)).${minor#*.}
+  build_module prometheus $m "$PROMETHEUS_VERSION" 0 "remove_all_sd enable_kubernetes_sd" \
+    "-X github.com/prometheus/common/version.Version=$release" $m/cmd/prometheus $m/cmd/promtool
+}
+
 # main: with no argument builds every part `make cluster` runs; with names
-# only those, so that `make up` against another cluster can get the pinned
-# helm without building Kubernetes.
+# only those (`make up` against another cluster builds the pinned helm alone,
+# `make prometheus` adds Prometheus).
 PARTS=(kubernetes containerd runc crictl etcd helm metrics-server)
+OPTIONAL_PARTS=(prometheus)
 main() {
   local t0=$SECONDS part
   (($#)) || set -- "${PARTS[@]}"
   for part in "$@"; do
-    [[ " ${PARTS[*]} " == *" $part "* ]] || die "unknown part '$part' (${PARTS[*]})"
+    [[ " ${PARTS[*]} ${OPTIONAL_PARTS[*]} " == *" $part "* ]] ||
+      die "unknown part '$part' (${PARTS[*]} ${OPTIONAL_PARTS[*]})"
     "build_${part//-/_}"
   done
   log "binaries in $BIN (took $((SECONDS - t0))s)"
