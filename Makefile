@@ -5,11 +5,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CORESCALE_CACHE ?= $(HOME)/.cache/corescale
 export PATH := $(CORESCALE_CACHE)/bin:$(PATH)
-# The repository root holds the folder operator/ (the package
-# corescale.operator). `python -m ...` run from here would put the root first
-# on sys.path and shadow the standard library's `operator` with it; safe-path
-# mode (Python 3.11+) keeps the current folder off sys.path.
-export PYTHONSAFEPATH := 1
 
 .PHONY: help deps venv lint unit test-worker e2e test cluster cluster-down kubeconfig \
         image up down bench bench-worker bench-operator clean
@@ -20,14 +15,16 @@ help: ## list the targets
 deps: ## install the Debian packages the cluster, image and benchmarks need
 	hack/deps.sh
 
-venv: $(VENV)/.installed ## the Python virtualenv with corescale installed editable
-$(VENV)/.installed: pyproject.toml
+venv: $(VENV)/.installed ## the Python virtualenv: corescale-worker and corescale-operator editable, and the dev tools
+$(VENV)/.installed: pyproject.toml worker/pyproject.toml operator/pyproject.toml
 	hack/venv.sh $(VENV)
 	@touch $@
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff (check and format), mypy (strict) and import-linter
 	$(VENV)/bin/ruff check .
-	hack/typecheck.sh $(VENV)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 unit: venv ## unit tests only (no cluster, no worker processes)
 	$(PY) -m pytest -m "not e2e and not worker"
