@@ -27,13 +27,12 @@ from tests.charttools import (
     create_namespace,
     disown_crds,
     helm,
-    kubectl_json,
     release_coreclusters,
     run,
     source_crd_names,
     tool,
 )
-from tests.e2e.kube import http_get, wait_for
+from tests.kube import http_get, kubectl, kubectl_json, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +53,6 @@ class Release:
     @property
     def selector(self) -> str:
         return f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component=operator"
-
-
-def kubectl(*args: str, timeout: float = 320) -> str:
-    return run(tool("kubectl"), *args, timeout=timeout).stdout
 
 
 def operator_pods(release: Release) -> list[dict[str, Any]]:

@@ -267,4 +267,3 @@ def test_an_existing_service_account_is_used_without_creating_one() -> None:
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
     kinds = {o["kind"] for o in render("--set", "rbac.create=false")}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-

@@ -28,8 +28,14 @@ def test_pods_mode_is_one_single_worker_per_pod_at_one_cpu() -> None:
 
 def test_prefork_mode_packs_workers_per_pod() -> None:
     parsed = spec.parse(
-        {"mode": "prefork", "replicas": 5, "workersPerPod": 2, "app": "shop.web:create_app",
-         "port": 9000, "cpu": "500m"},
+        {
+            "mode": "prefork",
+            "replicas": 5,
+            "workersPerPod": 2,
+            "app": "shop.web:create_app",
+            "port": 9000,
+            "cpu": "500m",
+        },
         "corescale:dev",
     )
     deployment = render.deployment(OWNER, parsed)
@@ -37,13 +43,20 @@ def test_prefork_mode_packs_workers_per_pod() -> None:
     assert deployment["spec"]["replicas"] == 3
     container = _container(deployment)
     assert container["args"] == [
-        "shop.web:create_app", "--mode", "prefork", "--workers", "2", "--bind", "0.0.0.0:9000"
+        "shop.web:create_app",
+        "--mode",
+        "prefork",
+        "--workers",
+        "2",
+        "--bind",
+        "0.0.0.0:9000",
     ]
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
     assert container["resources"]["requests"]["cpu"] == "200m"
     assert container["ports"][0]["containerPort"] == 9000
     assert deployment["metadata"]["annotations"] == {
-        render.WORKERS_ANNOTATION: "6", render.WORKERS_PER_POD_ANNOTATION: "2"
+        render.WORKERS_ANNOTATION: "6",
+        render.WORKERS_PER_POD_ANNOTATION: "2",
     }
 
 
@@ -93,9 +106,15 @@ def test_rollouts_never_take_a_pod_away_first() -> None:
 
 
 def test_user_env_follows_the_operator_env() -> None:
-    parsed = spec.parse({"env": [{"name": "CORESCALE_ACCESS_LOG", "value": "1"},
-                                 {"name": "TOKEN", "valueFrom": {"secretKeyRef": {
-                                     "name": "s", "key": "k"}}}]}, "i")
+    parsed = spec.parse(
+        {
+            "env": [
+                {"name": "CORESCALE_ACCESS_LOG", "value": "1"},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ]
+        },
+        "i",
+    )
     env = _container(render.deployment(OWNER, parsed))["env"]
     assert [e["name"] for e in env][-2:] == ["CORESCALE_ACCESS_LOG", "TOKEN"]
     assert env[-1]["valueFrom"] == {"secretKeyRef": {"name": "s", "key": "k"}}
@@ -103,13 +122,21 @@ def test_user_env_follows_the_operator_env() -> None:
 
 def test_everything_is_owned_by_the_corecluster() -> None:
     parsed = spec.parse({}, "i")
-    for obj in (render.deployment(OWNER, parsed), render.service(OWNER, parsed),
-                render.disruption_budget(OWNER)):
+    for obj in (
+        render.deployment(OWNER, parsed),
+        render.service(OWNER, parsed),
+        render.disruption_budget(OWNER),
+    ):
         assert obj["metadata"]["namespace"] == "shop"
         (ref,) = obj["metadata"]["ownerReferences"]
-        assert ref == {"apiVersion": "corescale.io/v1alpha1", "kind": "CoreCluster",
-                       "name": "hello", "uid": "0f0e-uid", "controller": True,
-                       "blockOwnerDeletion": True}
+        assert ref == {
+            "apiVersion": "corescale.io/v1alpha1",
+            "kind": "CoreCluster",
+            "name": "hello",
+            "uid": "0f0e-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
 
 def test_service_forwards_its_port_to_the_named_worker_port() -> None:

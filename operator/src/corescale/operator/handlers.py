@@ -102,10 +102,12 @@ def observed(key: Key, kwargs: Mapping[str, Any]) -> status.Observed:
         for d in kwargs["deployment_index"].get(key, ())
         if d["metadata"]["name"].startswith(f"{name}-")
     }
-    service = next((s for s in kwargs["service_index"].get(key, ())
-                    if s["metadata"]["name"] == name), None)
-    budget = next((b for b in kwargs["budget_index"].get(key, ())
-                   if b["metadata"]["name"] == name), None)
+    service = next(
+        (s for s in kwargs["service_index"].get(key, ()) if s["metadata"]["name"] == name), None
+    )
+    budget = next(
+        (b for b in kwargs["budget_index"].get(key, ()) if b["metadata"]["name"] == name), None
+    )
     return status.Observed(
         deployments=deployments,
         service=service,
@@ -170,10 +172,14 @@ async def on_startup(**kwargs: Any) -> None:
             ) from exc
     memo["reconciler"] = Reconciler(api, ours)
     scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
-    log.info("watching CoreClusters in %s; default worker image %s; %s", scope,
-             ours.worker_image,
-             f"peering {ours.peering!r} with priority {ours.priority}" if ours.peering
-             else "standalone (no peering)")
+    log.info(
+        "watching CoreClusters in %s; default worker image %s; %s",
+        scope,
+        ours.worker_image,
+        f"peering {ours.peering!r} with priority {ours.priority}"
+        if ours.peering
+        else "standalone (no peering)",
+    )
 
 
 async def on_cleanup(**kwargs: Any) -> None:

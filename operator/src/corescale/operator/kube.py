@@ -191,9 +191,12 @@ class Kube:
             if namespace:
                 metadata["namespace"] = namespace
             try:
-                await self._call("POST", path, f"create {kind} {name}",
-                                 body={"apiVersion": "kopf.dev/v1", "kind": kind,
-                                       "metadata": metadata})
+                await self._call(
+                    "POST",
+                    path,
+                    f"create {kind} {name}",
+                    body={"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": metadata},
+                )
                 log.info("created %s %s for peering", kind, name)
             except KubeError as exc:
                 if exc.status != 409:  # 409: it exists already, which is the goal

@@ -109,13 +109,21 @@ def _deployment_action(
     shape = f"{spec.workers} workers in {spec.pods} pods ({spec.mode} mode)"
     if current is None:
         if others:
-            return Action("apply", desired, "SwitchingMode",
-                          f"switching {', '.join(others)} -> {spec.mode}: starting {shape}")
+            return Action(
+                "apply",
+                desired,
+                "SwitchingMode",
+                f"switching {', '.join(others)} -> {spec.mode}: starting {shape}",
+            )
         if first:
             return Action("apply", desired, "Created", f"created Deployment {name}: {shape}")
-        return Action("apply", desired, "Repaired",
-                      f"re-created Deployment {name} ({shape}): it had been deleted",
-                      recreates=True)
+        return Action(
+            "apply",
+            desired,
+            "Repaired",
+            f"re-created Deployment {name} ({shape}): it had been deleted",
+            recreates=True,
+        )
     if contains(current, desired):
         return Action("apply", desired) if spec_changed else None
     said = []
@@ -123,8 +131,9 @@ def _deployment_action(
     if old_workers is not None and old_workers != spec.workers:
         by = f" ({scaled_by})" if scaled_by else ""
         said.append(f"scaled {old_workers} -> {spec.workers} workers{by}")
-    template_differs = not contains(current.get("spec", {}).get("template"),
-                                    desired["spec"]["template"])
+    template_differs = not contains(
+        current.get("spec", {}).get("template"), desired["spec"]["template"]
+    )
     if template_differs and spec_changed:
         said.append(f"rolling out a new {_template_change(current, desired)}")
     if said:
@@ -133,10 +142,15 @@ def _deployment_action(
     if spec_changed:
         return Action("apply", desired, "Updated", f"updated Deployment {name}")
     old_pods = current.get("spec", {}).get("replicas")
-    detail = (f"replicas {old_pods} -> {spec.pods}" if old_pods != spec.pods
-              else "its spec or labels")
-    return Action("apply", desired, "Repaired",
-                  f"put back Deployment {name}: {detail} had been changed outside the operator")
+    detail = (
+        f"replicas {old_pods} -> {spec.pods}" if old_pods != spec.pods else "its spec or labels"
+    )
+    return Action(
+        "apply",
+        desired,
+        "Repaired",
+        f"put back Deployment {name}: {detail} had been changed outside the operator",
+    )
 
 
 def _simple_action(
@@ -146,14 +160,23 @@ def _simple_action(
     if current is None:
         if first:
             return Action("apply", desired, "Created", f"created {kind} {name}")
-        return Action("apply", desired, "Repaired",
-                      f"re-created {kind} {name}: it had been deleted", recreates=True)
+        return Action(
+            "apply",
+            desired,
+            "Repaired",
+            f"re-created {kind} {name}: it had been deleted",
+            recreates=True,
+        )
     if contains(current, desired):
         return Action("apply", desired) if spec_changed else None
     if spec_changed:
         return Action("apply", desired, "Updated", f"updated {kind} {name}")
-    return Action("apply", desired, "Repaired",
-                  f"put back {kind} {name}: it had been changed outside the operator")
+    return Action(
+        "apply",
+        desired,
+        "Repaired",
+        f"put back {kind} {name}: it had been changed outside the operator",
+    )
 
 
 def actions(
@@ -176,19 +199,36 @@ def actions(
     current = observed.deployments.get(spec.mode)
     others = sorted(mode for mode in observed.deployments if mode != spec.mode and mode in MODES)
     todo = [
-        _deployment_action(spec, desired=desired, current=current, others=others,
-                           spec_changed=spec_changed, first=first, scaled_by=scaled_by),
-        _simple_action("Service", render.service(owner, spec), observed.service, spec_changed,
-                       first),
-        _simple_action("PodDisruptionBudget", render.disruption_budget(owner),
-                       observed.disruption_budget, spec_changed, first),
+        _deployment_action(
+            spec,
+            desired=desired,
+            current=current,
+            others=others,
+            spec_changed=spec_changed,
+            first=first,
+            scaled_by=scaled_by,
+        ),
+        _simple_action(
+            "Service", render.service(owner, spec), observed.service, spec_changed, first
+        ),
+        _simple_action(
+            "PodDisruptionBudget",
+            render.disruption_budget(owner),
+            observed.disruption_budget,
+            spec_changed,
+            first,
+        ),
     ]
     found = [action for action in todo if action is not None]
     if others and rolled_out(current, desired):
         for mode in others:
-            found.append(Action(
-                "delete", observed.deployments[mode], "SwitchedMode",
-                f"switched {mode} -> {spec.mode}: all {spec.workers} workers ready, "
-                f"removed Deployment {render.deployment_name(owner, mode)}",
-            ))
+            found.append(
+                Action(
+                    "delete",
+                    observed.deployments[mode],
+                    "SwitchedMode",
+                    f"switched {mode} -> {spec.mode}: all {spec.workers} workers ready, "
+                    f"removed Deployment {render.deployment_name(owner, mode)}",
+                )
+            )
     return found

@@ -15,9 +15,16 @@ from fractions import Fraction
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL: dict[str, Fraction] = {
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-    "P": Fraction(10**15), "E": Fraction(10**18),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
 }
 _PATTERN = re.compile(
     r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
@@ -69,8 +76,7 @@ def _format(value: Fraction, binary: bool) -> str:
     if whole == 0:
         return "0"
     suffixes = (
-        _BINARY if binary
-        else {k: int(v) for k, v in _DECIMAL.items() if v.denominator == 1 and k}
+        _BINARY if binary else {k: int(v) for k, v in _DECIMAL.items() if v.denominator == 1 and k}
     )
     for suffix, size in sorted(suffixes.items(), key=lambda item: -item[1]):
         if whole % size == 0:

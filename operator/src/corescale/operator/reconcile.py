@@ -73,11 +73,13 @@ def _event(body: Object, kind: str, reason: str, message: str) -> None:
     level, which is kept at WARNING to silence kopf's own per-handler chatter.
     """
     meta = body["metadata"]
-    target = kopf.Body({
-        "apiVersion": f"{render.GROUP}/{render.VERSION}",
-        "kind": render.KIND,
-        "metadata": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
-    })
+    target = kopf.Body(
+        {
+            "apiVersion": f"{render.GROUP}/{render.VERSION}",
+            "kind": render.KIND,
+            "metadata": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
+        }
+    )
     kopf.event(target, type=kind, reason=reason, message=message)
 
 
@@ -188,15 +190,20 @@ class Reconciler:
             return Outcome(str(exc), invalid=True)
 
         log.debug(
-            "%s/%s: reconcile generation %s (status %s); deployments %s", *key, generation,
+            "%s/%s: reconcile generation %s (status %s); deployments %s",
+            *key,
+            generation,
             current.get("observedGeneration"),
-            {mode: (d["metadata"].get("resourceVersion"), d.get("spec", {}).get("replicas"))
-             for mode, d in seen.deployments.items()},
+            {
+                mode: (d["metadata"].get("resourceVersion"), d.get("spec", {}).get("replicas"))
+                for mode, d in seen.deployments.items()
+            },
         )
         spec_changed = current.get("observedGeneration") != generation
         scaled_by = plan.replicas_changed_by(meta.get("managedFields") or [])
-        todo = plan.actions(owner, wanted, seen, spec_changed=spec_changed, first=not current,
-                            scaled_by=scaled_by)
+        todo = plan.actions(
+            owner, wanted, seen, spec_changed=spec_changed, first=not current, scaled_by=scaled_by
+        )
         if any(action.recreates for action in todo) and not await self.kube.owner_exists(
             owner.namespace, owner.name, owner.uid
         ):
@@ -218,8 +225,15 @@ class Reconciler:
                 log.info("%s/%s: %s", owner.namespace, owner.name, action.message)
                 _event(body, "Normal", action.reason, action.message)
 
-        new = status.compute(owner, wanted, generation, self._observed(key, watched),
-                             previous=current.get("conditions") or [], now=_now(), error=problem)
+        new = status.compute(
+            owner,
+            wanted,
+            generation,
+            self._observed(key, watched),
+            previous=current.get("conditions") or [],
+            now=_now(),
+            error=problem,
+        )
         await self._report(key, body, current, new, problem.message if problem else None)
         return Outcome(problem.message if problem else None, transient)
 
@@ -246,7 +260,8 @@ class Reconciler:
             written = await self.kube.patch_status(key[0], key[1], new)
             if written is not None:
                 self._status[key] = (
-                    time.monotonic(), {"resourceVersion": _version(written), "status": new}
+                    time.monotonic(),
+                    {"resourceVersion": _version(written), "status": new},
                 )
         degraded = next(c for c in new["conditions"] if c["type"] == "Degraded")
         before: Object = next(

@@ -24,16 +24,18 @@ from corescale.operator.spec import CoreClusterSpec
 
 Object = Mapping[str, Any]
 
-POD_PROBLEMS = frozenset({
-    "ErrImagePull",
-    "ErrImageNeverPull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-})
+POD_PROBLEMS = frozenset(
+    {
+        "ErrImagePull",
+        "ErrImageNeverPull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,10 @@ def deployment_problems(deployments: Iterable[Object]) -> list[Problem]:
             failed = condition.get("type") == "ReplicaFailure" and condition.get("status") == "True"
             if stalled or failed:
                 problems.append(
-                    Problem(condition["reason"] if stalled else "ReplicaFailure",
-                            f"Deployment {name}: {condition.get('message', '')}")
+                    Problem(
+                        condition["reason"] if stalled else "ReplicaFailure",
+                        f"Deployment {name}: {condition.get('message', '')}",
+                    )
                 )
     return problems
 
@@ -192,10 +196,16 @@ def compute(
     )
 
     if done:
-        ready = _condition("Ready", True, "ScaledToZero" if spec.pods == 0 else "AllWorkersReady",
-                           ready_text, generation)
-        progressing = _condition("Progressing", False, "Complete", "the cluster matches its spec",
-                                 generation)
+        ready = _condition(
+            "Ready",
+            True,
+            "ScaledToZero" if spec.pods == 0 else "AllWorkersReady",
+            ready_text,
+            generation,
+        )
+        progressing = _condition(
+            "Progressing", False, "Complete", "the cluster matches its spec", generation
+        )
     else:
         if current is None:
             reason, message = "Creating", f"creating the {spec.mode} Deployment"
@@ -210,13 +220,15 @@ def compute(
             reason, message = "RollingOut", ready_text
         stalled = any(p.reason == "ProgressDeadlineExceeded" for p in problems) or error is not None
         ready = _condition("Ready", False, reason, message, generation)
-        progressing = _condition("Progressing", not stalled, "Stalled" if stalled else reason,
-                                 message, generation)
+        progressing = _condition(
+            "Progressing", not stalled, "Stalled" if stalled else reason, message, generation
+        )
 
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        degraded = _condition("Degraded", True, problems[0].reason, problems[0].message + more,
-                              generation)
+        degraded = _condition(
+            "Degraded", True, problems[0].reason, problems[0].message + more, generation
+        )
     else:
         degraded = _condition("Degraded", False, "AsExpected", "no problem seen", generation)
 

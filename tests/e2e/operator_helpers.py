@@ -1,12 +1,11 @@
-"""Fixtures and helpers for the operator's end-to-end tests.
+"""Helpers for the operator's end-to-end tests.
 
 The operator runs as a process on the host (``python -m corescale.operator``
 with the test cluster's KUBECONFIG), watching only the test's namespace, so
 a test can stop, kill and restart it and read its log. The CRDs come from
 manifests/crd/, the same files the chart installs.
 
-Test modules import these fixtures by name (pytest_plugins is only allowed
-in the root conftest).
+The fixtures built on them, ``crds`` and ``operator``, are in conftest.py.
 """
 
 from __future__ import annotations
@@ -17,15 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.e2e.conftest import PHASE_REPORTS
-from tests.e2e.kube import http_get, kubectl, wait_for
+from tests.kube import http_get, kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "manifests" / "crd"
@@ -59,16 +55,23 @@ class OperatorProcess:
     def start(self) -> None:
         self.starts += 1
         port = _free_port()
-        env = os.environ | {
-            "CORESCALE_NAMESPACES": self.namespace,
-            "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
-            "CORESCALE_WORKER_IMAGE": "corescale:dev",
-            "PYTHONUNBUFFERED": "1",
-        } | self.env
+        env = (
+            os.environ
+            | {
+                "CORESCALE_NAMESPACES": self.namespace,
+                "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
+                "CORESCALE_WORKER_IMAGE": "corescale:dev",
+                "PYTHONUNBUFFERED": "1",
+            }
+            | self.env
+        )
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "corescale.operator"],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
             )
 
         def alive() -> bool:
@@ -103,30 +106,6 @@ class OperatorProcess:
             if path.exists():
                 parts.append(path.read_text(errors="replace"))
         return "\n".join(parts)
-
-
-@pytest.fixture(scope="session")
-def crds(kubeconfig: str) -> None:
-    """Install (or update) the CRDs from manifests/crd/ and wait until they serve."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(CRD_DIR))
-    for name in CRD_NAMES:
-        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-
-
-@pytest.fixture
-def operator(
-    crds: None, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[OperatorProcess]:
-    """The operator, running and watching the test's namespace; its log is shown on failure."""
-    process = OperatorProcess(namespace, tmp_path)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        reports = request.node.stash.get(PHASE_REPORTS, {}).values()
-        if any(report.failed for report in reports):
-            sys.stderr.write(f"--- operator log ({namespace}) ---\n{process.log()}\n")
 
 
 def apply(namespace: str, manifest: dict[str, Any] | str) -> str:
@@ -164,36 +143,48 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-def wait_ready(namespace: str, name: str, workers: int, timeout: float = READY_TIMEOUT) -> dict[
-    str, Any
-]:
+def wait_ready(
+    namespace: str, name: str, workers: int, timeout: float = READY_TIMEOUT
+) -> dict[str, Any]:
     """Wait until the CoreCluster is Ready for its current generation with ``workers`` ready."""
 
     def probe() -> dict[str, Any] | None:
         cc = get(namespace, "corecluster", name)
         ready = condition(cc, "Ready")
         current = ready.get("observedGeneration") == cc["metadata"]["generation"]
-        if ready.get("status") == "True" and current and (
-            cc["status"].get("readyReplicas") == workers
+        if (
+            ready.get("status") == "True"
+            and current
+            and (cc["status"].get("readyReplicas") == workers)
         ):
             return cc
         return None
 
-    return wait_for(f"CoreCluster {namespace}/{name} Ready with {workers} workers", probe,
-                    timeout=timeout)
+    return wait_for(
+        f"CoreCluster {namespace}/{name} Ready with {workers} workers", probe, timeout=timeout
+    )
 
 
 def events(namespace: str, name: str) -> list[dict[str, Any]]:
     """The events on one CoreCluster, oldest first."""
-    found = json.loads(kubectl(
-        "get", "events", "-n", namespace, "-o", "json",
-        "--field-selector", f"involvedObject.kind=CoreCluster,involvedObject.name={name}",
-    ))["items"]
+    found = json.loads(
+        kubectl(
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+            "--field-selector",
+            f"involvedObject.kind=CoreCluster,involvedObject.name={name}",
+        )
+    )["items"]
     return sorted(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
 
-def wait_event(namespace: str, name: str, reason: str, text: str = "",
-               timeout: float = 60) -> dict[str, Any]:
+def wait_event(
+    namespace: str, name: str, reason: str, text: str = "", timeout: float = 60
+) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         for event in events(namespace, name):
             if event.get("reason") == reason and text in event.get("message", ""):
@@ -227,4 +218,3 @@ def requests_by_code(pod_ip: str, port: int, code: str) -> float:
         if line.startswith("corescale_requests_total{") and f'code="{code}"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
-

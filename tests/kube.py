@@ -1,5 +1,8 @@
-"""Helpers for end-to-end tests: run kubectl, wait for cluster state, call a
-Service from the host.
+"""Helpers for end-to-end tests and the operator benchmark: run kubectl, wait
+for cluster state, call a Service from the host.
+
+This is the one kubectl helper: tests/e2e, tests/charttools.py and
+bench/operator/run.py all call it.
 
 Waiting is polling with a generous deadline, never a fixed sleep: the cluster
 runs on two shared cores and its speed varies, so tests wait for the state
@@ -8,6 +11,7 @@ they need and report what they saw last when it never comes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -21,9 +25,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def kubectl(*args: str, stdin: str | None = None, timeout: float = 120) -> str:
+def kubectl(*args: str, stdin: str | None = None, timeout: float = 320) -> str:
     """Run kubectl (the KUBECONFIG fixture has set the environment) and return
-    its output; a non-zero exit raises with kubectl's own message."""
+    its output; a non-zero exit raises with kubectl's own message.
+
+    The timeout is generous: on two shared cores a `rollout status` or a
+    delete that waits for pods can take minutes."""
     proc = subprocess.run(
         ["kubectl", *args],
         input=stdin,
@@ -35,6 +42,11 @@ def kubectl(*args: str, stdin: str | None = None, timeout: float = 120) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc.stdout
+
+
+def kubectl_json(*args: str) -> Any:
+    """`kubectl ... -o json`, parsed."""
+    return json.loads(kubectl(*args, "-o", "json"))
 
 
 def wait_for(
