@@ -42,6 +42,43 @@ def test_defaults_agree_with_the_crd() -> None:
     assert set(props["mode"]["enum"]) == set(spec.MODES)
 
 
+def _spec_schema() -> dict[str, Any]:
+    schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props: dict[str, Any] = schema["properties"]["spec"]["properties"]
+    return props
+
+
+def test_integer_bounds_agree_with_the_crd() -> None:
+    """What the API server admits is what spec.parse admits, bound for bound."""
+    props = _spec_schema()
+    in_crd = {
+        key: (props[key]["minimum"], props[key]["maximum"])
+        for key in props
+        if props[key].get("type") == "integer"
+    }
+    service = props["service"]["properties"]["port"]
+    in_crd["service.port"] = (service["minimum"], service["maximum"])
+    assert in_crd == spec.BOUNDS
+    for key, (low, high) in spec.BOUNDS.items():
+        where = {"mode": "prefork", "workersPerPod": 1}
+        *outer, name = key.split(".")
+        target = where if not outer else where.setdefault(outer[0], {})
+        for value in (low, high):
+            target[name] = value
+            spec.parse(where, "img")
+        for value in (low - 1, high + 1):
+            target[name] = value
+            with pytest.raises(spec.SpecError, match=name):
+                spec.parse(where, "img")
+
+
+def test_enums_agree_with_the_crd() -> None:
+    props = _spec_schema()
+    assert props["mode"]["enum"] == list(spec.MODES)
+    assert props["imagePullPolicy"]["enum"] == list(spec.PULL_POLICIES)
+    assert props["service"]["properties"]["type"]["enum"] == list(spec.SERVICE_TYPES)
+
+
 @pytest.mark.parametrize(
     ("replicas", "per_pod", "pods", "workers"),
     [(0, 2, 0, 0), (1, 4, 1, 4), (4, 2, 2, 4), (5, 2, 3, 6), (8, 4, 2, 8)],

@@ -28,6 +28,16 @@ RESERVED_ENV = (
     "CORESCALE_DRAIN_DELAY",
     "CORESCALE_SHUTDOWN_TIMEOUT",
 )
+# Inclusive bounds of the integer fields, by their path under spec. The CRD
+# states the same as minimum and maximum, and a unit test compares the two.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "replicas": (0, 1000),
+    "workersPerPod": (1, 64),
+    "port": (1, 65535),
+    "drainSeconds": (0, 300),
+    "shutdownTimeoutSeconds": (1, 3600),
+    "service.port": (1, 65535),
+}
 _APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 55
@@ -139,7 +149,7 @@ def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec
     elif "workersPerPod" not in spec:
         raise SpecError("spec.workersPerPod is required in prefork mode")
     else:
-        workers_per_pod = _integer(spec, "workersPerPod", 1, 1, 64)
+        workers_per_pod = _integer(spec, "workersPerPod", 1, *BOUNDS["workersPerPod"])
     app = spec.get("app")
     if app is not None and (not isinstance(app, str) or not _APP.match(app)):
         raise SpecError(f"spec.app must be module:factory, got {app!r}")
@@ -153,17 +163,19 @@ def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec
         image_pull_policy=_choice(spec, "imagePullPolicy", "IfNotPresent", PULL_POLICIES),
         app=app,
         mode=mode,
-        replicas=_integer(spec, "replicas", 1, 0, 1000),
+        replicas=_integer(spec, "replicas", 1, *BOUNDS["replicas"]),
         workers_per_pod=workers_per_pod,
-        port=_integer(spec, "port", 8080, 1, 65535),
+        port=_integer(spec, "port", 8080, *BOUNDS["port"]),
         cpu=cpu,
         cpu_request=cpu_request,
         memory=_positive(spec, "memory", "256Mi"),
-        drain_seconds=_integer(spec, "drainSeconds", 5, 0, 300),
-        shutdown_timeout_seconds=_integer(spec, "shutdownTimeoutSeconds", 20, 1, 3600),
+        drain_seconds=_integer(spec, "drainSeconds", 5, *BOUNDS["drainSeconds"]),
+        shutdown_timeout_seconds=_integer(
+            spec, "shutdownTimeoutSeconds", 20, *BOUNDS["shutdownTimeoutSeconds"]
+        ),
         env=_env(spec),
         service=ServiceSpec(
             type=_choice(service, "type", "ClusterIP", SERVICE_TYPES, where="spec.service"),
-            port=_integer(service, "port", 80, 1, 65535, where="spec.service"),
+            port=_integer(service, "port", 80, *BOUNDS["service.port"], where="spec.service"),
         ),
     )
