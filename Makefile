@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export CORESCALE_CACHE ?= $(HOME)/.cache/corescale
 export PATH := $(CORESCALE_CACHE)/bin:$(PATH)
 
-.PHONY: help deps venv lint unit test-worker e2e test cluster cluster-down kubeconfig \
+.PHONY: help deps venv lint generate unit test-worker e2e test cluster cluster-down kubeconfig \
         image up down bench bench-worker bench-operator clean
 
 help: ## list the targets
@@ -25,6 +25,9 @@ lint: venv ## ruff (check and format), mypy (strict) and import-linter
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+generate: venv ## rewrite the generated files: the chart's CRD templates, manifests/manager and rbac
+	$(PY) hack/generate.py --write
 
 unit: venv ## unit tests only (no cluster, no worker processes)
 	$(PY) -m pytest -m "not e2e and not worker"
