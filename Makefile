@@ -50,7 +50,7 @@ cluster-down: ## stop the local cluster and remove everything it left
 kubeconfig: ## print the local cluster's kubeconfig path
 	@hack/cluster.sh kubeconfig
 
-image: deps ## build the corescale image and load it into the node
+image: deps ## build the worker and operator images and load them into the node
 	hack/image.sh
 
 up: deps venv ## the cluster of the current context (or the local one), the image, the operator and the example

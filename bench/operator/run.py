@@ -117,7 +117,7 @@ def operator(namespace: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]
     env = os.environ | {
         "CORESCALE_NAMESPACES": namespace,
         "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
-        "CORESCALE_WORKER_IMAGE": os.environ.get("CORESCALE_WORKER_IMAGE", "corescale:dev"),
+        "CORESCALE_WORKER_IMAGE": os.environ.get("CORESCALE_WORKER_IMAGE", "corescale-worker:dev"),
     }
     with log_path.open("wb") as out:
         proc = subprocess.Popen(

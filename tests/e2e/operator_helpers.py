@@ -60,7 +60,7 @@ class OperatorProcess:
             | {
                 "CORESCALE_NAMESPACES": self.namespace,
                 "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
-                "CORESCALE_WORKER_IMAGE": "corescale:dev",
+                "CORESCALE_WORKER_IMAGE": "corescale-worker:dev",
                 "PYTHONUNBUFFERED": "1",
             }
             | self.env

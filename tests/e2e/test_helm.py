@@ -141,7 +141,7 @@ def test_install_runs_the_operator_and_the_example_becomes_ready_and_answers(
     )
     (pod,) = operator_pods(release)
     assert ready(pod)
-    assert pod["spec"]["containers"][0]["image"] == "corescale:dev"
+    assert pod["spec"]["containers"][0]["image"] == "corescale-operator:dev"
     # The restricted namespace admitted it: it runs as the image's non-root user.
     assert pod["spec"]["securityContext"]["runAsUser"] == 65532
 
@@ -161,9 +161,11 @@ def test_install_runs_the_operator_and_the_example_becomes_ready_and_answers(
     )
     cc = kubectl_json("get", "corecluster", "hello", "-n", release.namespace)
     assert cc["status"]["readyReplicas"] == 2
-    # No spec.image: the workers run the operator's own image (workerImage).
+    # No spec.image: the workers run the chart's workerImage, the worker image.
     workers = kubectl_json("get", "pods", "-n", release.namespace, "-l", cc["status"]["selector"])
-    assert {p["spec"]["containers"][0]["image"] for p in workers["items"]} == {"corescale:dev"}
+    assert {p["spec"]["containers"][0]["image"] for p in workers["items"]} == {
+        "corescale-worker:dev"
+    }
     assert "corescale" in service_answers(release.namespace, "hello")
 
     # The chart's RBAC is enough: the API never refused the operator.

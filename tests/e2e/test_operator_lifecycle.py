@@ -61,7 +61,7 @@ def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod_spec = deployment["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
-    assert container["image"] == "corescale:dev"
+    assert container["image"] == "corescale-worker:dev"
     assert container["args"] == ["--mode", "single", "--bind", "0.0.0.0:8080"]
     assert container["resources"]["limits"]["cpu"] == "1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -67,7 +67,7 @@ def test_operator_deployment_is_one_recreated_restricted_pod() -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     assert container["command"] == ["corescale-operator"]
-    assert container["image"] == "corescale:dev"
+    assert container["image"] == "corescale-operator:dev"
     assert container["imagePullPolicy"] == "IfNotPresent"
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
@@ -122,8 +122,8 @@ def test_values_reach_the_operators_settings() -> None:
     assert loaded.resync_seconds == 15
     assert loaded.peering == ""
     assert loaded.clusterwide
-    # CoreClusters without an image run the operator's own image.
-    assert loaded.worker_image == "registry.example/corescale:1.2.3"
+    # CoreClusters without an image run the worker image, not the operator's.
+    assert loaded.worker_image == "corescale-worker:dev"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example/corescale:1.2.3"
 

@@ -13,7 +13,7 @@ def _container(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_pods_mode_is_one_single_worker_per_pod_at_one_cpu() -> None:
-    deployment = render.deployment(OWNER, spec.parse({"replicas": 3}, "corescale:dev"))
+    deployment = render.deployment(OWNER, spec.parse({"replicas": 3}, "corescale-worker:dev"))
     assert deployment["metadata"]["name"] == "hello-pods"
     assert deployment["spec"]["replicas"] == 3
     container = _container(deployment)
@@ -36,7 +36,7 @@ def test_prefork_mode_packs_workers_per_pod() -> None:
             "port": 9000,
             "cpu": "500m",
         },
-        "corescale:dev",
+        "corescale-worker:dev",
     )
     deployment = render.deployment(OWNER, parsed)
     assert deployment["metadata"]["name"] == "hello-prefork"

@@ -7,7 +7,7 @@ from corescale.operator import settings
 
 def test_defaults_watch_everything_with_peering() -> None:
     loaded = settings.load({})
-    assert loaded.worker_image == "corescale:dev"
+    assert loaded.worker_image == "corescale-worker:dev"
     assert loaded.clusterwide and loaded.namespaces == ()
     assert loaded.log_format == "text" and loaded.log_level == "info"
     assert loaded.peering == "corescale"

@@ -12,8 +12,8 @@ CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_corecluste
 
 
 def test_empty_spec_gets_every_default() -> None:
-    parsed = spec.parse({}, "corescale:dev")
-    assert parsed.image == "corescale:dev"
+    parsed = spec.parse({}, "corescale-worker:dev")
+    assert parsed.image == "corescale-worker:dev"
     assert parsed.mode == "pods" and parsed.replicas == 1 and parsed.workers_per_pod == 1
     assert parsed.port == 8080
     assert str(parsed.cpu) == "1" and str(parsed.cpu_request) == "100m"

@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DEFAULT_WORKER_IMAGE = "corescale:dev"
+DEFAULT_WORKER_IMAGE = "corescale-worker:dev"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
