@@ -163,9 +163,7 @@ def change_to_deployment(namespace: str, rounds: int) -> list[float]:
     name = "changes"
     kubectl("apply", "-n", namespace, "-f", "-", stdin=corecluster(name, replicas=0))
     poll("changes Ready", lambda: ready(namespace, name), interval=0.1)
-    api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=os.environ["KUBECONFIG"]
-    )
+    api = config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
     custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
     samples = []
     for i in range(rounds):

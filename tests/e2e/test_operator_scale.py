@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -133,7 +134,7 @@ def test_a_horizontal_pod_autoscaler_scales_through_the_scale_subresource(
     wait_ready(namespace, "hello", workers=2)
     assert get(namespace, "corecluster", "hello")["spec"]["replicas"] == 2
 
-    def hpa_saw_the_scale() -> dict[str, object] | None:
+    def hpa_saw_the_scale() -> dict[str, Any] | None:
         hpa = get(namespace, "hpa", "hello")
         able = condition(hpa, "AbleToScale")
         if able.get("status") == "True" and hpa["status"].get("currentReplicas") == 2:

@@ -23,7 +23,7 @@ def test_register_wires_every_trigger() -> None:
     # No timers or daemons: kopf would put a finalizer on every CoreCluster.
     assert not registry._spawning.get_all_handlers()
     assert not any(h.requires_finalizer for h in registry._changing.get_all_handlers())
-    watching = [h.id for h in registry._watching.get_all_handlers()]
+    watching = [str(h.id) for h in registry._watching.get_all_handlers()]
     assert watching.count("on_child_event") == 4
 
 

@@ -134,7 +134,7 @@ def test_mode_switch_keeps_the_old_pods_until_the_new_ones_are_ready() -> None:
 
 
 def test_who_changed_replicas_from_managed_fields() -> None:
-    replicas = {"f:spec": {"f:replicas": {}}}
+    replicas: dict[str, Any] = {"f:spec": {"f:replicas": {}}}
     assert plan.replicas_changed_by([]) == "kubectl scale or an autoscaler"
     assert (
         plan.replicas_changed_by(

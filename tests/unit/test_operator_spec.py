@@ -60,9 +60,9 @@ def test_integer_bounds_agree_with_the_crd() -> None:
     in_crd["service.port"] = (service["minimum"], service["maximum"])
     assert in_crd == spec.BOUNDS
     for key, (low, high) in spec.BOUNDS.items():
-        where = {"mode": "prefork", "workersPerPod": 1}
+        where: dict[str, Any] = {"mode": "prefork", "workersPerPod": 1}
         *outer, name = key.split(".")
-        target = where if not outer else where.setdefault(outer[0], {})
+        target: dict[str, Any] = where if not outer else where.setdefault(outer[0], {})
         for value in (low, high):
             target[name] = value
             spec.parse(where, "img")

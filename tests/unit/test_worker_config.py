@@ -65,7 +65,8 @@ def test_environment_fills_what_the_command_line_leaves_out() -> None:
 def test_bad_values_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError) as caught:
         load_config(argv, env={})
-    assert caught.value.exit_code == ExitCode.USAGE == 2
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert int(caught.value.exit_code) == 2
 
 
 def test_parse_bind_forms() -> None:
