@@ -18,7 +18,7 @@ import socket
 
 from aiohttp import web
 
-from corescale.worker.metrics import SharedMetrics, Slot
+from corescale.worker.scoreboard import Scoreboard, Slot
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,11 @@ class BalancedSite(web.BaseSite):
     """An aiohttp site on a shared listening socket that keeps connections even across workers."""
 
     def __init__(
-        self, runner: web.BaseRunner, sock: socket.socket, metrics: SharedMetrics, slot: Slot
+        self, runner: web.BaseRunner, sock: socket.socket, board: Scoreboard, slot: Slot
     ) -> None:
         super().__init__(runner)
         self._sock = sock
-        self._metrics = metrics
+        self._board = board
         self._slot = slot
         self._declines = 0
         self._reading = False
@@ -83,7 +83,7 @@ class BalancedSite(web.BaseSite):
         asyncio.get_running_loop().call_later(seconds, self._resume)
 
     def _may_accept(self, mine: int) -> bool:
-        fewest = min(self._metrics.ready_connections(exclude=self._slot.index), default=None)
+        fewest = min(self._board.ready_connections(exclude=self._slot.index), default=None)
         if fewest is None or mine <= fewest or self._declines >= MAX_DECLINES:
             self._declines = 0
             return True

@@ -18,27 +18,31 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from corescale.worker.metrics import SharedMetrics, Slot
+from corescale.worker import exposition
+from corescale.worker.scoreboard import Scoreboard, Slot
 
 HEALTHZ, READYZ, METRICS = "/healthz", "/readyz", "/metrics"
 RESERVED = frozenset({HEALTHZ, READYZ, METRICS})
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # nginx's code for a request whose client went away before the answer.
 CLIENT_CLOSED = 499
 
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-class Front:
-    """Readiness and counting for one serving process.
+class RequestGate:
+    """What every request to one serving process passes through first.
+
+    It answers the reserved paths itself, times and counts every other
+    request on its way to the app, and marks answers `Connection: close`
+    while the process winds down.
 
     `ready` is what /readyz reports; `closing` makes every response carry
     `Connection: close`, so that keep-alive clients move to another
     connection (another pod, or another worker) before this one stops.
     """
 
-    def __init__(self, metrics: SharedMetrics, slot: Slot, connections: Callable[[], int]) -> None:
-        self._metrics = metrics
+    def __init__(self, board: Scoreboard, slot: Slot, connections: Callable[[], int]) -> None:
+        self._board = board
         self._slot = slot
         self._connections = connections
         self.ready = False
@@ -56,14 +60,15 @@ class Front:
             return web.Response(status=503, text=f"{reason}\n")
         self._slot.beat(self._connections())
         return web.Response(
-            body=self._metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+            body=exposition.render(self._board.figures()),
+            headers={"Content-Type": exposition.CONTENT_TYPE},
         )
 
     def wrap(self, handler: RequestHandler) -> RequestHandler:
         """`handler` behind the reserved paths, the request figures and the closing flag."""
         slot = self._slot
 
-        async def front(request: web.BaseRequest) -> web.StreamResponse:
+        async def gated(request: web.BaseRequest) -> web.StreamResponse:
             # The form of the path that aiohttp's router matches on, computed
             # once and cached on the URL; `request.path` would decode it anew.
             path = request.rel_url.path_safe
@@ -90,10 +95,10 @@ class Front:
                 response.force_close()
             return response
 
-        return front
+        return gated
 
 
-def bootstrap_server(front: Front) -> web.Server:
+def bootstrap_server(gate: RequestGate) -> web.Server:
     """What a single-mode process serves while the real app is being built.
 
     The port is open from the start, so probes get an honest 503 "starting"
@@ -104,4 +109,4 @@ def bootstrap_server(front: Front) -> web.Server:
     async def starting(request: web.BaseRequest) -> web.Response:
         return web.Response(status=503, text="starting\n")
 
-    return web.Server(front.wrap(starting))
+    return web.Server(gate.wrap(starting))

@@ -46,8 +46,8 @@ from corescale.worker import loops
 from corescale.worker.config import MAX_WORKERS, Config
 from corescale.worker.errors import ExitCode
 from corescale.worker.loader import Factory
-from corescale.worker.metrics import MAX_SLOTS, SharedMetrics, SlotState
 from corescale.worker.procs import describe_status, set_parent_death_signal
+from corescale.worker.scoreboard import MAX_SLOTS, Scoreboard, SlotState
 from corescale.worker.serving import ServingProcess
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Master:
         self._sock = sock
         self._target = workers
         self._pid = os.getpid()
-        self._metrics = SharedMetrics(config.metrics_dir)
+        self._board = Scoreboard(config.metrics_dir)
         self._workers: dict[int, Worker] = {}
         self._signals: collections.deque[int] = collections.deque()
         self._crashes: collections.deque[float] = collections.deque()
@@ -139,7 +139,7 @@ class Master:
                 signal.signal(sig, handler)
             for fd in (self._wake_r, self._wake_w, self._notify_r, self._notify_w):
                 os.close(fd)
-            self._metrics.close()
+            self._board.close()
             self._sock.close()
 
     def _supervise(self) -> ExitCode:
@@ -156,8 +156,8 @@ class Master:
                 self._notice_ready()
                 self._check_heartbeats(now)
                 self._maintain(now)
-            self._metrics.set_workers(len(self._workers))
-            self._metrics.set_master_cpu(time.process_time())
+            self._board.set_workers(len(self._workers))
+            self._board.set_master_cpu(time.process_time())
             self._sleep(self._next_wake(now))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -255,7 +255,7 @@ class Master:
             if worker is None:
                 log.debug("reaped orphan pid %d (%s)", pid, describe_status(status))
                 continue
-            self._metrics.release(worker.slot, usage.ru_utime + usage.ru_stime)
+            self._board.release(worker.slot, usage.ru_utime + usage.ru_stime)
             self._on_exit(worker, status, now)
 
     def _on_exit(self, worker: Worker, status: int, now: float) -> None:
@@ -278,7 +278,7 @@ class Master:
             )
             self._halt(ExitCode.BOOT_FAILURE, now)
             return
-        self._metrics.add_restart()
+        self._board.add_restart()
         self._crashes.append(now)
         while self._crashes and self._crashes[0] < now - CRASH_WINDOW:
             self._crashes.popleft()
@@ -306,7 +306,7 @@ class Master:
 
     def _notice_ready(self) -> None:
         for worker in self._workers.values():
-            if worker.ready or self._metrics.state(worker.slot) is not SlotState.READY:
+            if worker.ready or self._board.state(worker.slot) is not SlotState.READY:
                 continue
             worker.ready = True
             log.info(
@@ -333,7 +333,7 @@ class Master:
             elif worker.aborted_at is not None:
                 if now - worker.aborted_at > ABORT_GRACE:
                     self._kill(worker.pid, signal.SIGKILL)
-            elif now - self._metrics.heartbeat(worker.slot) > timeout:
+            elif now - self._board.heartbeat(worker.slot) > timeout:
                 log.error(
                     "worker pid %d (slot %d) missed its heartbeat for %.0fs: its event loop is "
                     "blocked; killing it",
@@ -378,7 +378,7 @@ class Master:
         if slot is None:
             log.error("no free metrics slot for another worker (at most %d)", MAX_SLOTS)
             return None
-        self._metrics.claim(slot, 0)
+        self._board.claim(slot, 0)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -389,7 +389,7 @@ class Master:
             return None
         if pid == 0:
             self._become_worker(slot)
-        self._metrics.set_pid(slot, pid)
+        self._board.set_pid(slot, pid)
         self._workers[pid] = Worker(pid=pid, slot=slot, started=now)
         log.debug("started worker pid %d in slot %d", pid, slot)
         return pid
@@ -407,13 +407,13 @@ class Master:
             if os.getppid() != self._pid:
                 os._exit(0)
             faulthandler.enable()
-            self._metrics.set_pid(slot, os.getpid())
+            self._board.set_pid(slot, os.getpid())
             server = ServingProcess(
                 self._config,
                 self._factory,
                 self._sock,
-                self._metrics,
-                self._metrics.slot(slot),
+                self._board,
+                self._board.slot(slot),
                 master_pid=self._pid,
                 notify_fd=self._notify_w,
             )

@@ -31,10 +31,10 @@ from aiohttp import web
 from corescale.worker.accept import BalancedSite
 from corescale.worker.config import Accept, Config
 from corescale.worker.errors import BootError, ExitCode
-from corescale.worker.health import Front, bootstrap_server
+from corescale.worker.health import RequestGate, bootstrap_server
 from corescale.worker.loader import Factory, build_app
-from corescale.worker.metrics import SharedMetrics, Slot, SlotState
 from corescale.worker.procs import release_free_memory
+from corescale.worker.scoreboard import Scoreboard, Slot, SlotState
 from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class ServingProcess:
         config: Config,
         factory: Factory,
         sock: socket.socket,
-        metrics: SharedMetrics,
+        board: Scoreboard,
         slot: Slot,
         *,
         master_pid: int | None = None,
@@ -74,13 +74,13 @@ class ServingProcess:
         self._config = config
         self._factory = factory
         self._sock = sock
-        self._metrics = metrics
+        self._board = board
         self._slot = slot
         self._master_pid = master_pid
         self._notify_fd = notify_fd
         self._requests: asyncio.Queue[Stop] = asyncio.Queue()
         self._runner: web.AppRunner | None = None
-        self.front = Front(metrics, slot, self._connections)
+        self.gate = RequestGate(board, slot, self._connections)
 
     def _connections(self) -> int:
         server = self._runner.server if self._runner is not None else None
@@ -119,10 +119,10 @@ class ServingProcess:
             return web.SockSite(runner, own, backlog=config.backlog)
         if config.accept is Accept.SHARED:
             return web.SockSite(runner, self._sock, backlog=config.backlog)
-        return BalancedSite(runner, self._sock, self._metrics, self._slot)
+        return BalancedSite(runner, self._sock, self._board, self._slot)
 
     async def _start_bootstrap(self) -> web.ServerRunner:
-        runner = web.ServerRunner(bootstrap_server(self.front), shutdown_timeout=1)
+        runner = web.ServerRunner(bootstrap_server(self.gate), shutdown_timeout=1)
         await runner.setup()
         await web.SockSite(runner, self._sock.dup(), backlog=self._config.backlog).start()
         return runner
@@ -143,7 +143,7 @@ class ServingProcess:
             log.exception("the startup hooks of APP %r raised", config.app)
             raise BootError(f"the startup hooks of APP {config.app!r} raised {exc!r}") from exc
         assert runner.server is not None
-        runner.server.request_handler = self.front.wrap(runner.server.request_handler)
+        runner.server.request_handler = self.gate.wrap(runner.server.request_handler)
         self._runner = runner
         self._site = self._make_site(runner)
         await self._site.start()
@@ -177,7 +177,7 @@ class ServingProcess:
             if bootstrap is not None:
                 await bootstrap.cleanup()
         release_free_memory()
-        self.front.ready = True
+        self.gate.ready = True
         self._slot.state = SlotState.READY
         self._notify_master()
         log.info("serving %s on %s", self._config.app, self._site.name)
@@ -185,13 +185,13 @@ class ServingProcess:
         kind = await self._requests.get()
         if kind is Stop.DRAIN:
             log.info("draining: /readyz fails, serving %.1fs more", self._config.drain_delay)
-            self.front.draining = self.front.closing = True
+            self.gate.draining = self.gate.closing = True
             self._slot.state = SlotState.DRAINING
             with contextlib.suppress(TimeoutError):
                 kind = await asyncio.wait_for(self._requests.get(), self._config.drain_delay)
         elif kind is Stop.RETIRE:
             log.info("retiring: no new connections, finishing the current ones")
-            self.front.closing = True
+            self.gate.closing = True
             self._slot.state = SlotState.RETIRING
         if kind is Stop.FAST:
             return self._fast_exit()

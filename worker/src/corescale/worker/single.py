@@ -9,7 +9,7 @@ import socket
 from corescale.worker import loops
 from corescale.worker.config import Config
 from corescale.worker.loader import Factory
-from corescale.worker.metrics import SharedMetrics
+from corescale.worker.scoreboard import Scoreboard
 from corescale.worker.serving import ServingProcess
 
 log = logging.getLogger(__name__)
@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 
 def run_single(config: Config, factory: Factory, sock: socket.socket) -> int:
     """Serves on `sock` until a stop signal; the exit code (as PID 1, cli puts an init first)."""
-    metrics = SharedMetrics(config.metrics_dir)
+    board = Scoreboard(config.metrics_dir)
     try:
-        metrics.set_workers(1)
-        metrics.claim(0, os.getpid())
-        server = ServingProcess(config, factory, sock, metrics, metrics.slot(0))
+        board.set_workers(1)
+        board.claim(0, os.getpid())
+        server = ServingProcess(config, factory, sock, board, board.slot(0))
         return int(loops.run(server.run()))
     finally:
-        metrics.close()
+        board.close()
         sock.close()

@@ -1,4 +1,4 @@
-"""The pod's figures in one shared memory file, and their Prometheus text form.
+"""The pod's scoreboard: every serving process's figures in one shared memory file.
 
 Every serving process owns one slot of a file-backed shared mapping (in
 CORESCALE_METRICS_DIR, an emptyDir on /tmp in Kubernetes). It counts each
@@ -16,8 +16,10 @@ counters stay monotonic across restarts and the set of `worker` label values
 stays as small as the largest number of workers ever alive at once. The
 master adds a dead worker's final CPU time (from wait4's rusage) to the slot.
 
-The same slots carry what the prefork master and the balanced accept need:
-each worker's state, pid, heartbeat and open connections.
+The same slots carry what the prefork master and the balanced accept decide
+with: each worker's state, pid, heartbeat and open connections. The
+Prometheus text form of the figures is exposition.py's; this module only
+knows where each figure lives in the file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tempfile
 import time
 from array import array
 from collections.abc import Iterator
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +70,30 @@ class SlotState(enum.IntEnum):
     RETIRING = 4
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
+class SlotFigures(NamedTuple):
+    """One slot's figures as /metrics shows them; counts are floats, as stored."""
+
+    worker: int
+    """The slot number, the `worker` label."""
+    codes: list[tuple[int, float]]
+    """(status code, requests) for every code answered at least once."""
+    buckets: list[float]
+    """Requests per latency bucket of BUCKETS, and above the last one (not cumulative)."""
+    latency_sum: float
+    latency_count: float
+    in_flight: float
+    connections: float
+    cpu_seconds: float
+
+
+class PodFigures(NamedTuple):
+    """Every used slot's figures and the pod-wide ones from the header."""
+
+    slots: list[SlotFigures]
+    workers: float
+    master_cpu: float | None
+    """None when no prefork master reports (single mode)."""
+    restarts: float
 
 
 class Slot:
@@ -130,7 +155,7 @@ class Slot:
         self._view[self._base + _CONNECTIONS] = float(connections)
 
 
-class SharedMetrics:
+class Scoreboard:
     """The shared mapping: a header and MAX_SLOTS slots, created by the first process."""
 
     def __init__(self, directory: str | None) -> None:
@@ -221,78 +246,35 @@ class SharedMetrics:
             if index != exclude and self._at(index, _STATE) == SlotState.READY:
                 yield self._at(index, _CONNECTIONS)
 
-    def render(self) -> bytes:
-        """All slots in the Prometheus text exposition format (version 0.0.4)."""
-        used = [i for i in range(int(self._view[_H_SLOTS_USED])) if self._at(i, _PID)]
-        lines: list[str] = []
-
-        def family(name: str, kind: str, text: str) -> None:
-            lines.append(f"# HELP {name} {text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        family("corescale_requests_total", "counter", "Requests answered, by status code.")
-        for i in used:
-            base = _HEADER + i * _SLOT + _CODE0
-            for offset in range(_HIGHEST_CODE - _LOWEST_CODE + 1):
-                count = self._view[base + offset]
-                if count:
-                    code = _LOWEST_CODE + offset
-                    lines.append(
-                        f'corescale_requests_total{{worker="{i}",code="{code}"}} {_number(count)}'
-                    )
-        family(
-            "corescale_request_duration_seconds",
-            "histogram",
-            "Time from the request's arrival in the app to its response.",
-        )
-        for i in used:
+    def figures(self) -> PodFigures:
+        """A reading of every slot that ever had a process, and of the header."""
+        view = self._view
+        slots = []
+        for i in range(int(view[_H_SLOTS_USED])):
+            if not self._at(i, _PID):
+                continue
             base = _HEADER + i * _SLOT
-            cumulative = 0.0
-            for b, bound in enumerate((*BUCKETS, float("inf"))):
-                cumulative += self._view[base + _BUCKET0 + b]
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(
-                    f'corescale_request_duration_seconds_bucket{{worker="{i}",le="{le}"}} '
-                    f"{_number(cumulative)}"
+            codes = [
+                (_LOWEST_CODE + offset, view[base + _CODE0 + offset])
+                for offset in range(_HIGHEST_CODE - _LOWEST_CODE + 1)
+                if view[base + _CODE0 + offset]
+            ]
+            slots.append(
+                SlotFigures(
+                    worker=i,
+                    codes=codes,
+                    buckets=[view[base + _BUCKET0 + b] for b in range(len(BUCKETS) + 1)],
+                    latency_sum=view[base + _SUM],
+                    latency_count=view[base + _COUNT],
+                    in_flight=self._at(i, _IN_FLIGHT),
+                    connections=self._at(i, _CONNECTIONS),
+                    cpu_seconds=self._at(i, _CPU_BASE) + self._at(i, _CPU_NOW),
                 )
-            lines.append(
-                f'corescale_request_duration_seconds_sum{{worker="{i}"}} '
-                f"{_number(self._view[base + _SUM])}"
             )
-            lines.append(
-                f'corescale_request_duration_seconds_count{{worker="{i}"}} '
-                f"{_number(self._view[base + _COUNT])}"
-            )
-        family("corescale_requests_in_flight", "gauge", "Requests being handled now.")
-        for i in used:
-            lines.append(
-                f'corescale_requests_in_flight{{worker="{i}"}} {_number(self._at(i, _IN_FLIGHT))}'
-            )
-        family("corescale_connections", "gauge", "Open client connections.")
-        for i in used:
-            lines.append(
-                f'corescale_connections{{worker="{i}"}} {_number(self._at(i, _CONNECTIONS))}'
-            )
-        family(
-            "corescale_process_cpu_seconds_total",
-            "counter",
-            "CPU time (user and system) of the serving processes and the master.",
+        master_cpu = view[_H_MASTER_CPU]
+        return PodFigures(
+            slots=slots,
+            workers=view[_H_WORKERS],
+            master_cpu=master_cpu if master_cpu >= 0 else None,
+            restarts=view[_H_RESTARTS],
         )
-        for i in used:
-            cpu = self._at(i, _CPU_BASE) + self._at(i, _CPU_NOW)
-            lines.append(f'corescale_process_cpu_seconds_total{{worker="{i}"}} {_number(cpu)}')
-        master_cpu = self._view[_H_MASTER_CPU]
-        if master_cpu >= 0:
-            lines.append(
-                f'corescale_process_cpu_seconds_total{{worker="master"}} {_number(master_cpu)}'
-            )
-        family("corescale_workers", "gauge", "Serving processes alive in this pod.")
-        lines.append(f"corescale_workers {_number(self._view[_H_WORKERS])}")
-        family(
-            "corescale_worker_restarts_total",
-            "counter",
-            "Workers that died unasked and were replaced (prefork).",
-        )
-        lines.append(f"corescale_worker_restarts_total {_number(self._view[_H_RESTARTS])}")
-        lines.append("")
-        return "\n".join(lines).encode()
