@@ -7,10 +7,9 @@ operator or two triggers at once all end in the same state. Calls for the
 same CoreCluster are serialised and bursts of child events collapse into
 one run.
 
-The watches that feed it lag behind the operator's own writes by a moment.
-To never act twice on its own change (or report "scaled 2 -> 4" twice), it
-remembers the objects its writes returned and uses whichever copy of each
-child is newer, by resourceVersion.
+The watches that feed it lag behind the operator's own writes by a moment;
+:class:`~corescale.operator.own_writes.OwnWrites` remembers what those writes
+returned, so that it never acts twice on its own change.
 """
 
 from __future__ import annotations
@@ -18,27 +17,22 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import kopf
 
 from corescale.operator import plan, render, spec, status
 from corescale.operator.kube import Kube, KubeError
+from corescale.operator.own_writes import Key, Object, OwnWrites, version
 from corescale.operator.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
-Object = Mapping[str, Any]
 Snapshot = Callable[[], tuple[Object | None, status.Observed]]
 """Reads the CoreCluster and its children from the watches, as they are now."""
 TRANSIENT_DELAY = 5.0
 """Seconds before kopf retries after an API error that may pass by itself."""
-MEMORY_SECONDS = 15.0
-"""How long an own write may be newer than the watches: they lag by far less."""
 
 
 @dataclass(frozen=True)
@@ -50,20 +44,6 @@ class Outcome:
     """The same call may work in a moment (timeouts, conflicts, overload)."""
     invalid: bool = False
     """Only a new spec can help."""
-
-
-def _version(obj: Object | None) -> int:
-    try:
-        return int((obj or {}).get("metadata", {}).get("resourceVersion", "0"))
-    except ValueError:
-        return 0
-
-
-def _fresh_enough(entry: tuple[float, Any] | None) -> Any:
-    """An own write remembered for at most MEMORY_SECONDS, then the watches are trusted."""
-    if entry is None or time.monotonic() - entry[0] > MEMORY_SECONDS:
-        return None
-    return entry[1]
 
 
 def _event(body: Object, kind: str, reason: str, message: str) -> None:
@@ -95,9 +75,7 @@ class Reconciler:
         self.settings = settings
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: set[Key] = set()
-        self._written: dict[tuple[str, str, str], tuple[float, Object]] = {}
-        self._deleted: dict[tuple[str, str, str], tuple[float, int]] = {}
-        self._status: dict[Key, tuple[float, Object]] = {}
+        self._own = OwnWrites()
         self._closed = False
 
     async def close(self) -> None:
@@ -108,42 +86,20 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         """Drop what is remembered about a CoreCluster that is gone."""
         self._locks.pop(key, None)
-        self._status.pop(key, None)
-        for memo in (self._written, self._deleted):
-            for ident in [ident for ident in memo if (ident[0], ident[1]) == key]:
-                memo.pop(ident)
-
-    def _fresh(self, key: Key, kind: str, obj: Object | None) -> Object | None:
-        ident = (*key, kind)
-        mine: Object | None = _fresh_enough(self._written.get(ident))
-        gone: int | None = _fresh_enough(self._deleted.get(ident))
-        if obj is not None and gone is not None and gone >= _version(obj):
-            return None
-        if mine is None or (obj is not None and _version(obj) >= _version(mine)):
-            self._written.pop(ident, None)
-            return obj
-        return mine
+        self._own.forget(key)
 
     def _observed(self, key: Key, seen: status.Observed) -> status.Observed:
         deployments = {}
         for mode in spec.MODES:
-            fresh = self._fresh(key, f"Deployment/{mode}", seen.deployments.get(mode))
+            fresh = self._own.child(key, f"Deployment/{mode}", seen.deployments.get(mode))
             if fresh is not None:
                 deployments[mode] = fresh
         return replace(
             seen,
             deployments=deployments,
-            service=self._fresh(key, "Service", seen.service),
-            disruption_budget=self._fresh(key, "PodDisruptionBudget", seen.disruption_budget),
+            service=self._own.child(key, "Service", seen.service),
+            disruption_budget=self._own.child(key, "PodDisruptionBudget", seen.disruption_budget),
         )
-
-    def _current_status(self, key: Key, body: Object) -> Object:
-        stored: Object = body.get("status") or {}
-        mine: Object | None = _fresh_enough(self._status.get(key))
-        if mine is not None and mine.get("resourceVersion", 0) > _version(body):
-            return mine["status"]  # type: ignore[no-any-return]
-        self._status.pop(key, None)
-        return stored
 
     async def reconcile_soon(self, key: Key, snapshot: Snapshot) -> Outcome:
         """Reconcile unless a run for this CoreCluster is already waiting.
@@ -178,7 +134,7 @@ class Reconciler:
         """``watched`` is the watches' view; it is merged with own writes before each use."""
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
-        current = self._current_status(key, body)
+        current = self._own.status(key, body)
         seen = self._observed(key, watched)
         owner = render.Owner(meta["name"], meta["namespace"], meta["uid"])
         try:
@@ -244,13 +200,11 @@ class Reconciler:
             kind = f"Deployment/{body['metadata']['labels'][render.MODE_LABEL]}"
         if action.verb == "delete":
             await self.kube.delete(body)
-            self._deleted[(*key, kind)] = (time.monotonic(), _version(body))
-            self._written.pop((*key, kind), None)
+            self._own.deleted(key, kind, version(body))
         else:
             written = await self.kube.apply(body)
             written.get("metadata", {}).pop("managedFields", None)
-            self._written[(*key, kind)] = (time.monotonic(), written)
-            self._deleted.pop((*key, kind), None)
+            self._own.applied(key, kind, written)
 
     async def _report(
         self, key: Key, body: Object, current: Object, new: Object, error: str | None
@@ -259,10 +213,7 @@ class Reconciler:
         if status.differs(current, new):
             written = await self.kube.patch_status(key[0], key[1], new)
             if written is not None:
-                self._status[key] = (
-                    time.monotonic(),
-                    {"resourceVersion": _version(written), "status": new},
-                )
+                self._own.status_written(key, version(written), new)
         degraded = next(c for c in new["conditions"] if c["type"] == "Degraded")
         before: Object = next(
             (c for c in current.get("conditions") or [] if c.get("type") == "Degraded"), {}
