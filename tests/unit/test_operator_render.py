@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from corescale.operator import render, spec
+from corescale.operator import names, render, spec
 
 OWNER = render.Owner("hello", "shop", "0f0e-uid")
 
@@ -23,7 +23,7 @@ def test_pods_mode_is_one_single_worker_per_pod_at_one_cpu() -> None:
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "256Mi"},
     }
-    assert deployment["metadata"]["annotations"][render.WORKERS_ANNOTATION] == "3"
+    assert deployment["metadata"]["annotations"][names.WORKERS_ANNOTATION] == "3"
 
 
 def test_prefork_mode_packs_workers_per_pod() -> None:
@@ -55,8 +55,8 @@ def test_prefork_mode_packs_workers_per_pod() -> None:
     assert container["resources"]["requests"]["cpu"] == "200m"
     assert container["ports"][0]["containerPort"] == 9000
     assert deployment["metadata"]["annotations"] == {
-        render.WORKERS_ANNOTATION: "6",
-        render.WORKERS_PER_POD_ANNOTATION: "2",
+        names.WORKERS_ANNOTATION: "6",
+        names.WORKERS_PER_POD_ANNOTATION: "2",
     }
 
 

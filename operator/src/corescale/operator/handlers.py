@@ -28,23 +28,17 @@ from typing import Any
 
 import kopf
 
-from corescale.operator import kube, render, status
+from corescale.operator import kube, status
 from corescale.operator.kube import KubeError
+from corescale.operator.names import CHILDREN, CLUSTER_LABEL, CORECLUSTERS, MANAGED_BY, MODE_LABEL
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CORECLUSTERS = (render.GROUP, render.VERSION, "coreclusters")
-CHILDREN: dict[str, tuple[str, ...]] = {
-    "deployments": ("apps", "v1", "deployments"),
-    "services": ("v1", "services"),
-    "budgets": ("policy", "v1", "poddisruptionbudgets"),
-    "pods": ("v1", "pods"),
-}
 OURS: dict[str, Any] = {
-    "app.kubernetes.io/managed-by": render.MANAGED_BY,
-    render.CLUSTER_LABEL: kopf.PRESENT,
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    CLUSTER_LABEL: kopf.PRESENT,
 }
 Key = tuple[str, str]
 
@@ -71,7 +65,7 @@ def _pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key:
-    return (namespace or "", labels[render.CLUSTER_LABEL])
+    return (namespace or "", labels[CLUSTER_LABEL])
 
 
 def cc_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
@@ -98,7 +92,7 @@ def observed(key: Key, kwargs: Mapping[str, Any]) -> status.Observed:
     """The children of one CoreCluster, from the indexes kopf passes to every handler."""
     name = key[1]
     deployments = {
-        d["metadata"]["labels"].get(render.MODE_LABEL, ""): d
+        d["metadata"]["labels"].get(MODE_LABEL, ""): d
         for d in kwargs["deployment_index"].get(key, ())
         if d["metadata"]["name"].startswith(f"{name}-")
     }

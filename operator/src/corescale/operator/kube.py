@@ -1,10 +1,16 @@
-"""Every Kubernetes API call the operator makes, and nothing else.
+"""The operator's own Kubernetes API calls, and nothing else.
+
+kopf makes the others: it logs in, watches the CoreClusters and their
+children (the indexes of handlers.py, from which reconciles read), keeps the
+peering object current and posts the events queued with ``kopf.event``.
+What is left is here: writing the children, the status and the peering
+object, and one read, :meth:`Kube.owner_exists`, which asks the API server
+rather than a watch that may lag.
 
 Children are written with server-side apply (field manager ``corescale``,
 forced): the operator states the fields it owns and the API server merges,
 so reconciling twice is the same as once, and a field someone else changed
-is simply taken back. Reads come from kopf's watches (see handlers.py), so
-this module only writes.
+is simply taken back.
 """
 
 from __future__ import annotations
@@ -18,17 +24,10 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from corescale.operator import render
+from corescale.operator.names import API_VERSION, FIELD_MANAGER, KIND, PLURALS
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "corescale"
-PLURALS = {
-    ("v1", "Service"): "services",
-    ("apps/v1", "Deployment"): "deployments",
-    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
-    (f"{render.GROUP}/{render.VERSION}", render.KIND): "coreclusters",
-}
 TRANSIENT = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Statuses worth retrying as they are: timeouts, conflicts, overload, server errors."""
 
@@ -81,7 +80,8 @@ async def connect() -> client.ApiClient:
 
 
 class Kube:
-    """The operator's writes: apply, delete, status, events, peering."""
+    """The operator's own calls: apply and delete children, write the status,
+    create the peering object, and check that a CoreCluster still exists."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
@@ -111,7 +111,7 @@ class Kube:
             raise _error(exc, doing) from exc
 
     async def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``body`` as the ``corescale`` field manager."""
+        """Server-side apply ``body`` as the ``corescale`` field manager, forcing conflicts."""
         result: dict[str, Any] = await self._call(
             "PATCH",
             _path(body),
@@ -140,8 +140,8 @@ class Kube:
     ) -> dict[str, Any] | None:
         """Write the CoreCluster's status; returns the object, or None if it is gone."""
         body = {
-            "apiVersion": f"{render.GROUP}/{render.VERSION}",
-            "kind": render.KIND,
+            "apiVersion": API_VERSION,
+            "kind": KIND,
             "metadata": {"namespace": namespace, "name": name},
         }
         try:
@@ -162,8 +162,8 @@ class Kube:
     async def owner_exists(self, namespace: str, name: str, uid: str) -> bool:
         """Whether this very CoreCluster (same uid) still exists in the API server."""
         body = {
-            "apiVersion": f"{render.GROUP}/{render.VERSION}",
-            "kind": render.KIND,
+            "apiVersion": API_VERSION,
+            "kind": KIND,
             "metadata": {"namespace": namespace, "name": name},
         }
         try:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from corescale.operator import render
+from corescale.operator import names, render
 from corescale.operator.spec import MODES, CoreClusterSpec
 from corescale.operator.status import Observed, contains, rolled_out
 
@@ -36,7 +36,7 @@ class Action:
 def _workers(deployment: Object) -> int | None:
     annotations = deployment.get("metadata", {}).get("annotations") or {}
     try:
-        return int(annotations[render.WORKERS_ANNOTATION])
+        return int(annotations[names.WORKERS_ANNOTATION])
     except (KeyError, ValueError):
         return None
 

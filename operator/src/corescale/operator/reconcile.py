@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import kopf
 
-from corescale.operator import plan, render, spec, status
+from corescale.operator import names, plan, render, spec, status
 from corescale.operator.kube import Kube, KubeError
 from corescale.operator.own_writes import Key, Object, OwnWrites, version
 from corescale.operator.settings import Settings
@@ -55,8 +55,8 @@ def _event(body: Object, kind: str, reason: str, message: str) -> None:
     meta = body["metadata"]
     target = kopf.Body(
         {
-            "apiVersion": f"{render.GROUP}/{render.VERSION}",
-            "kind": render.KIND,
+            "apiVersion": names.API_VERSION,
+            "kind": names.KIND,
             "metadata": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
         }
     )
@@ -197,7 +197,7 @@ class Reconciler:
         body = action.body
         kind = body["kind"]
         if kind == "Deployment":
-            kind = f"Deployment/{body['metadata']['labels'][render.MODE_LABEL]}"
+            kind = f"Deployment/{body['metadata']['labels'][names.MODE_LABEL]}"
         if action.verb == "delete":
             await self.kube.delete(body)
             self._own.deleted(key, kind, version(body))

@@ -18,16 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from corescale.operator.names import (
+    API_VERSION,
+    CLUSTER_LABEL,
+    KIND,
+    MANAGED_BY,
+    MODE_LABEL,
+    WORKERS_ANNOTATION,
+    WORKERS_PER_POD_ANNOTATION,
+)
 from corescale.operator.spec import CoreClusterSpec
 
-GROUP = "corescale.io"
-VERSION = "v1alpha1"
-KIND = "CoreCluster"
-CLUSTER_LABEL = "corescale.io/cluster"
-MODE_LABEL = "corescale.io/mode"
-WORKERS_ANNOTATION = "corescale.io/workers"
-WORKERS_PER_POD_ANNOTATION = "corescale.io/workers-per-pod"
-MANAGED_BY = "corescale-operator"
 CONTAINER = "worker"
 RUN_AS = 65532
 TMP_SIZE = "64Mi"
@@ -72,7 +73,7 @@ def _metadata(owner: Owner, name: str, extra_labels: dict[str, str] | None = Non
         "labels": labels(owner) | (extra_labels or {}),
         "ownerReferences": [
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
+                "apiVersion": API_VERSION,
                 "kind": KIND,
                 "name": owner.name,
                 "uid": owner.uid,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from corescale.operator import render
+from corescale.operator import names, render
 from corescale.operator.spec import CoreClusterSpec
 
 Object = Mapping[str, Any]
@@ -58,7 +58,7 @@ class Problem:
 def workers_per_pod(deployment: Object) -> int:
     annotations = deployment.get("metadata", {}).get("annotations") or {}
     try:
-        return max(1, int(annotations.get(render.WORKERS_PER_POD_ANNOTATION, "1")))
+        return max(1, int(annotations.get(names.WORKERS_PER_POD_ANNOTATION, "1")))
     except ValueError:
         return 1
 
