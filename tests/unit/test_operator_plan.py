@@ -176,3 +176,13 @@ def test_who_changed_replicas_from_managed_fields() -> None:
         )
         == "kubectl apply"
     )
+
+
+def test_a_deployment_rendered_by_the_caller_is_the_one_applied() -> None:
+    """A reconcile renders the Deployment once and hands it to the plan."""
+    parsed = spec.parse({"replicas": 3}, "i")
+    rendered = render.deployment(OWNER, parsed)
+    actions = plan.actions(
+        OWNER, parsed, Observed(), spec_changed=True, first=True, deployment=rendered
+    )
+    assert next(a.body for a in actions if a.body["kind"] == "Deployment") is rendered

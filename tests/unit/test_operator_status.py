@@ -187,3 +187,15 @@ def test_contains_is_a_subset_check() -> None:
     assert not status.contains({"b": [{"x": 1}, {"x": 2}]}, {"b": [{"x": 1}]})
     assert not status.contains({"a": 1}, {"a": 2})
     assert not status.contains({}, {"a": None})
+
+
+def test_a_deployment_rendered_by_the_caller_decides_rolled_out() -> None:
+    """The status compares the observed Deployment with the one the caller rendered."""
+    parsed = spec.parse({"replicas": 2}, "i")
+    running = _deployment(parsed, ready=2)
+    observed = status.Observed(
+        deployments={"pods": running}, service={"metadata": {"name": "hello"}}
+    )
+    assert _conditions(_compute(parsed, observed))["Progressing"][0] == "False"
+    newer = render.deployment(OWNER, spec.parse({"replicas": 2, "port": 9000}, "i"))
+    assert _conditions(_compute(parsed, observed, deployment=newer))["Progressing"][0] == "True"

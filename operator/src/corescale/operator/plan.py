@@ -187,6 +187,7 @@ def actions(
     spec_changed: bool,
     first: bool,
     scaled_by: str | None = None,
+    deployment: render.Object | None = None,
 ) -> list[Action]:
     """Everything to do, applies first and deletions last.
 
@@ -194,8 +195,10 @@ def actions(
     every apply, because a field removed from the spec leaves the observed
     object a superset of the desired one and only an apply removes it.
     ``first`` (no status yet) words a missing child as created, not repaired.
+    ``deployment`` is the rendered Deployment of ``spec``, when the caller has
+    rendered it already.
     """
-    desired = render.deployment(owner, spec)
+    desired = deployment if deployment is not None else render.deployment(owner, spec)
     current = observed.deployments.get(spec.mode)
     others = sorted(mode for mode in observed.deployments if mode != spec.mode and mode in MODES)
     todo = [

@@ -157,8 +157,16 @@ class Reconciler:
         )
         spec_changed = current.get("observedGeneration") != generation
         scaled_by = plan.replicas_changed_by(meta.get("managedFields") or [])
+        # Rendered once, for the plan and for the status (rolled out yet?).
+        deployment = render.deployment(owner, wanted)
         todo = plan.actions(
-            owner, wanted, seen, spec_changed=spec_changed, first=not current, scaled_by=scaled_by
+            owner,
+            wanted,
+            seen,
+            spec_changed=spec_changed,
+            first=not current,
+            scaled_by=scaled_by,
+            deployment=deployment,
         )
         if any(action.recreates for action in todo) and not await self.kube.owner_exists(
             owner.namespace, owner.name, owner.uid
@@ -189,6 +197,7 @@ class Reconciler:
             previous=current.get("conditions") or [],
             now=_now(),
             error=problem,
+            deployment=deployment,
         )
         await self._report(key, body, current, new, problem.message if problem else None)
         return Outcome(problem.message if problem else None, transient)

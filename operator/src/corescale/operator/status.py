@@ -177,13 +177,17 @@ def compute(
     previous: Iterable[Object],
     now: str,
     error: Problem | None = None,
+    deployment: Object | None = None,
 ) -> dict[str, Any]:
     """The full status to write: counts, selector and the three conditions.
+
+    ``deployment`` is the rendered Deployment of ``spec`` when the caller has
+    it already: a reconcile renders it once for the plan and the status.
 
     ``error`` is what the operator itself could not do (an apply the API
     server refused); it makes the CoreCluster Degraded whatever the pods say.
     """
-    desired = render.deployment(owner, spec)
+    desired = deployment if deployment is not None else render.deployment(owner, spec)
     current = observed.deployments.get(spec.mode)
     others = sorted(mode for mode in observed.deployments if mode != spec.mode)
     counts = _counts(observed.deployments.values())
