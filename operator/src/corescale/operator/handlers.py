@@ -15,7 +15,10 @@ namespace) hang whenever the operator is not running.
 
 The children are read from kopf indexes, in-memory views that kopf keeps
 current from its watches, so a reconcile that finds nothing to change makes
-no API call at all. Handlers are registered by :func:`register` rather than
+no API call at all. kopf passes each index to every handler as a keyword
+named by its id (INDEXES); handlers name the keywords they use and take the
+rest, the indexes among them, as ``**indexes``. Handlers are registered by
+:func:`register` rather than
 by decorators at import, so importing this module has no side effects and
 the operator runs on its own registry.
 """
@@ -23,7 +26,7 @@ the operator runs on its own registry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -68,45 +71,63 @@ def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key:
     return (namespace or "", labels[CLUSTER_LABEL])
 
 
-def cc_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-    return {(kwargs["namespace"], kwargs["name"]): _trimmed(kwargs["body"], True)}
+def _index_corecluster(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[Key, dict[str, Any]]:
+    return {(namespace, name): _trimmed(body, keep_managed_fields=True)}
 
 
-def deployment_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-    return {_child_key(kwargs["namespace"], kwargs["labels"]): _trimmed(kwargs["body"])}
+def _index_child(
+    summary: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> Callable[..., dict[Key, dict[str, Any]]]:
+    """An indexing function that files ``summary(body)`` of a child under its CoreCluster."""
+
+    def index(
+        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    ) -> dict[Key, dict[str, Any]]:
+        return {_child_key(namespace, labels): summary(body)}
+
+    return index
 
 
-def service_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-    return {_child_key(kwargs["namespace"], kwargs["labels"]): _trimmed(kwargs["body"])}
+# The indexes, by the id kopf registers each under, which is also the keyword
+# under which kopf passes it to every handler: (resource, label filter, what
+# to keep of each object).
+CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX = (
+    "cc_index",
+    "deployment_index",
+    "service_index",
+    "budget_index",
+    "pod_index",
+)
+INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[..., Any]]] = {
+    CC_INDEX: (CORECLUSTERS, None, _index_corecluster),
+    DEPLOYMENT_INDEX: (CHILDREN["deployments"], OURS, _index_child(_trimmed)),
+    SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
+    BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
+    POD_INDEX: (CHILDREN["pods"], OURS, _index_child(_pod_summary)),
+}
 
 
-def budget_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-    return {_child_key(kwargs["namespace"], kwargs["labels"]): _trimmed(kwargs["body"])}
-
-
-def pod_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-    return {_child_key(kwargs["namespace"], kwargs["labels"]): _pod_summary(kwargs["body"])}
-
-
-def observed(key: Key, kwargs: Mapping[str, Any]) -> status.Observed:
+def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
     """The children of one CoreCluster, from the indexes kopf passes to every handler."""
     name = key[1]
     deployments = {
         d["metadata"]["labels"].get(MODE_LABEL, ""): d
-        for d in kwargs["deployment_index"].get(key, ())
+        for d in indexes[DEPLOYMENT_INDEX].get(key, ())
         if d["metadata"]["name"].startswith(f"{name}-")
     }
     service = next(
-        (s for s in kwargs["service_index"].get(key, ()) if s["metadata"]["name"] == name), None
+        (s for s in indexes[SERVICE_INDEX].get(key, ()) if s["metadata"]["name"] == name), None
     )
     budget = next(
-        (b for b in kwargs["budget_index"].get(key, ()) if b["metadata"]["name"] == name), None
+        (b for b in indexes[BUDGET_INDEX].get(key, ()) if b["metadata"]["name"] == name), None
     )
     return status.Observed(
         deployments=deployments,
         service=service,
         disruption_budget=budget,
-        pods=list(kwargs["pod_index"].get(key, ())),
+        pods=list(indexes[POD_INDEX].get(key, ())),
     )
 
 
@@ -118,7 +139,7 @@ def _version(body: Mapping[str, Any]) -> int:
 
 
 def snapshot(
-    key: Key, kwargs: Mapping[str, Any], body: Mapping[str, Any] | None = None
+    key: Key, indexes: Mapping[str, Any], body: Mapping[str, Any] | None = None
 ) -> Snapshot:
     """A reader of the newest CoreCluster and children, for when the reconcile gets its turn.
 
@@ -127,9 +148,9 @@ def snapshot(
     """
 
     def take() -> tuple[Mapping[str, Any] | None, status.Observed]:
-        candidates = [*kwargs["cc_index"].get(key, ()), *([body] if body is not None else [])]
+        candidates = [*indexes[CC_INDEX].get(key, ()), *([body] if body is not None else [])]
         newest = max(candidates, key=_version, default=None)
-        return newest, observed(key, kwargs)
+        return newest, observed(key, indexes)
 
     return take
 
@@ -139,10 +160,8 @@ def _reconciler(memo: kopf.Memo) -> Reconciler:
     return reconciler
 
 
-async def on_startup(**kwargs: Any) -> None:
+async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Tune kopf, connect to the API and make sure the peering object exists."""
-    settings: kopf.OperatorSettings = kwargs["settings"]
-    memo: kopf.Memo = kwargs["memo"]
     ours: Settings = memo["settings"]
     # Keep kopf's bookkeeping in annotations: the CRD's structural schema
     # would prune anything kopf wrote under .status.
@@ -176,51 +195,52 @@ async def on_startup(**kwargs: Any) -> None:
     )
 
 
-async def on_cleanup(**kwargs: Any) -> None:
-    if "reconciler" in kwargs["memo"]:
-        await _reconciler(kwargs["memo"]).close()
+async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "reconciler" in memo:
+        await _reconciler(memo).close()
 
 
-async def on_corecluster(**kwargs: Any) -> None:
+async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
     """Create, update, resume: reconcile, and let kopf retry what may pass.
 
     An apply refused for a reason outside the spec (RBAC, quota, admission)
     is retried every resync interval, since someone may fix the cause; a
     spec the operator cannot use waits for the next change of the spec.
     """
-    body: kopf.Body = kwargs["body"]
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     try:
-        outcome = await _reconciler(kwargs["memo"]).reconcile(key, snapshot(key, kwargs, body))
+        outcome = await _reconciler(memo).reconcile(key, snapshot(key, indexes, body))
     except KubeError as exc:
         outcome = Outcome(exc.message, exc.transient)
     if outcome.error is None:
         return
     if outcome.invalid:
         raise kopf.PermanentError(outcome.error)
-    ours: Settings = kwargs["memo"]["settings"]
+    ours: Settings = memo["settings"]
     delay = TRANSIENT_DELAY if outcome.transient else ours.resync_seconds
     raise kopf.TemporaryError(outcome.error, delay=delay)
 
 
-async def on_corecluster_event(**kwargs: Any) -> None:
+async def on_corecluster_event(
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
     """Forget a deleted CoreCluster; its children go by their ownerReferences."""
-    namespace, name, memo = kwargs["namespace"], kwargs["name"], kwargs["memo"]
-    if kwargs["type"] == "DELETED" and "reconciler" in memo:
-        _reconciler(memo).forget((namespace, name))
+    if type == "DELETED" and "reconciler" in memo:
+        _reconciler(memo).forget((namespace or "", name))
         log.info("%s/%s: deleted; Kubernetes removes its children", namespace, name)
 
 
-async def on_child_event(**kwargs: Any) -> None:
+async def on_child_event(
+    namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **indexes: Any
+) -> None:
     """A child changed or vanished: reconcile its CoreCluster (drift and status)."""
-    memo = kwargs["memo"]
     if "reconciler" not in memo:
         return
-    key = _child_key(kwargs["namespace"], kwargs["labels"])
-    if not kwargs["cc_index"].get(key):
+    key = _child_key(namespace, labels)
+    if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
     try:
-        await _reconciler(memo).reconcile_soon(key, snapshot(key, kwargs))
+        await _reconciler(memo).reconcile_soon(key, snapshot(key, indexes))
     except KubeError as exc:
         log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
 
@@ -232,11 +252,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.login(registry=registry)(kopf.login_via_async_client)
     kopf.on.startup(registry=registry)(on_startup)
     kopf.on.cleanup(registry=registry)(on_cleanup)
-    kopf.index(*CORECLUSTERS, registry=registry)(cc_index)
-    kopf.index(*CHILDREN["deployments"], labels=OURS, registry=registry)(deployment_index)
-    kopf.index(*CHILDREN["services"], labels=OURS, registry=registry)(service_index)
-    kopf.index(*CHILDREN["budgets"], labels=OURS, registry=registry)(budget_index)
-    kopf.index(*CHILDREN["pods"], labels=OURS, registry=registry)(pod_index)
+    for index_id, (resource, labels, index) in INDEXES.items():
+        kopf.index(*resource, labels=labels, id=index_id, registry=registry)(index)
     for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
         cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
     kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
