@@ -18,9 +18,8 @@ current from its watches, so a reconcile that finds nothing to change makes
 no API call at all. kopf passes each index to every handler as a keyword
 named by its id (INDEXES); handlers name the keywords they use and take the
 rest, the indexes among them, as ``**indexes``. Handlers are registered by
-:func:`register` rather than
-by decorators at import, so importing this module has no side effects and
-the operator runs on its own registry.
+:func:`register` rather than by decorators at import, so importing this
+module has no side effects and the operator runs on its own registry.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Every option has a variable (docs/contract.md) because the operator and the
 image set them through the pod's environment. Values are checked here, once,
 so that a bad one is a usage error (exit 2) before anything binds or forks.
+
+SETTINGS is the one table of them: the command line, the variables, the
+help text and the table in docs/worker.md (settings_table(), checked by a
+unit test) all come from it.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import argparse
 import enum
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from corescale.worker.errors import UsageError
 
@@ -127,6 +131,150 @@ def _choice(name: str, value: str, choices: Sequence[str]) -> str:
     return lowered
 
 
+def _workers(source: str, text: str) -> int | None:
+    try:
+        return parse_workers(text)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def _heartbeat(source: str, text: str) -> float:
+    seconds = parse_seconds(source, text)
+    if seconds < 1:
+        raise UsageError(f"{source} must be at least 1 second, not {text!r}")
+    return seconds
+
+
+def _backlog(source: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{source} must be a positive number, not {text!r}")
+    return int(text)
+
+
+class Setting(NamedTuple):
+    """One setting: its option, its variable, its default and how its text is read."""
+
+    name: str
+    """The Config field; the variable is CORESCALE_<NAME>, the option --<name>."""
+    parse: Callable[[str, str], object]
+    """(where the text came from, the text) -> the value; UsageError if it is bad."""
+    default: str
+    """The text used when neither the command line nor the environment sets it."""
+    help: str
+    """What --help says."""
+    meaning: str
+    """What docs/worker.md's table says (Markdown)."""
+    shown_default: str | None = None
+    """The default as --help and the docs say it, when not the literal default text."""
+    positional: bool = False
+    switch: bool = False
+    """An on/off option: --name and --no-name, and a true/false variable."""
+
+    @property
+    def variable(self) -> str:
+        return "CORESCALE_" + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return self.name.upper() if self.positional else "--" + self.name.replace("_", "-")
+
+
+SETTINGS = (
+    Setting(
+        "app",
+        lambda source, text: text,
+        DEMO_APP,
+        "module:factory returning an aiohttp web.Application",
+        "the application factory",
+        positional=True,
+    ),
+    Setting(
+        "mode",
+        lambda source, text: Mode(_choice(source, text, [m.value for m in Mode])),
+        "auto",
+        "single, prefork or auto",
+        "`single`, `prefork`, or `auto` (see below)",
+    ),
+    Setting(
+        "workers",
+        _workers,
+        "auto",
+        "N or auto",
+        f"1\u2013{MAX_WORKERS}, or `auto` (the CPUs really granted)",
+    ),
+    Setting(
+        "bind",
+        lambda source, text: parse_bind(text),
+        "0.0.0.0:8080",
+        "HOST:PORT",
+        "`HOST:PORT`, `[IPv6]:PORT`, `:PORT`",
+    ),
+    Setting(
+        "drain_delay",
+        parse_seconds,
+        "5",
+        "seconds to keep serving after SIGTERM while /readyz fails",
+        "seconds of serving after SIGTERM while /readyz fails",
+    ),
+    Setting(
+        "shutdown_timeout",
+        parse_seconds,
+        "20",
+        "seconds in-flight requests get to finish",
+        "seconds in-flight requests get to finish",
+    ),
+    Setting(
+        "access_log",
+        parse_bool,
+        "",
+        "log every request",
+        "one log line per request (`true/false/1/0/yes/no/on/off`)",
+        shown_default="off",
+        switch=True,
+    ),
+    Setting(
+        "log_level",
+        lambda source, text: _choice(source, text, LOG_LEVELS),
+        "info",
+        ", ".join(LOG_LEVELS),
+        ", ".join(f"`{level}`" for level in LOG_LEVELS),
+    ),
+    Setting(
+        "metrics_dir",
+        lambda source, text: text or None,
+        "",
+        "folder for the shared metrics file",
+        "where the shared metrics file lives",
+        shown_default="a private folder under `$TMPDIR` (removed at exit)",
+    ),
+    Setting(
+        "heartbeat_timeout",
+        _heartbeat,
+        "30",
+        "prefork: kill a worker whose event loop is stuck this long",
+        "prefork: kill a worker whose event loop is stuck this long (≥ 1)",
+    ),
+    Setting(
+        "accept",
+        lambda source, text: Accept(_choice(source, text, [a.value for a in Accept])),
+        "balanced",
+        "prefork: balanced, shared or reuseport",
+        "prefork: `balanced`, `shared` or `reuseport` (see *Accept strategy*)",
+    ),
+    Setting(
+        "backlog",
+        _backlog,
+        "2048",
+        "listen backlog",
+        "listen backlog (the kernel caps it at `net.core.somaxconn`)",
+    ),
+)
+
+
+def _shown_default(setting: Setting) -> str:
+    return setting.default if setting.shown_default is None else setting.shown_default
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; defaults are None so that the environment can fill them in."""
     parser = argparse.ArgumentParser(
@@ -137,119 +285,59 @@ def build_parser() -> argparse.ArgumentParser:
             "variable named in brackets."
         ),
     )
-    parser.add_argument(
-        "app",
-        nargs="?",
-        metavar="APP",
-        help="module:factory returning an aiohttp web.Application [CORESCALE_APP] "
-        "(default: the built-in demo app)",
-    )
-    parser.add_argument("--mode", help="single, prefork or auto [CORESCALE_MODE] (default auto)")
-    parser.add_argument("--workers", help="N or auto [CORESCALE_WORKERS] (default auto)")
-    parser.add_argument("--bind", help="HOST:PORT [CORESCALE_BIND] (default 0.0.0.0:8080)")
-    parser.add_argument(
-        "--drain-delay",
-        help="seconds to keep serving after SIGTERM while /readyz fails "
-        "[CORESCALE_DRAIN_DELAY] (default 5)",
-    )
-    parser.add_argument(
-        "--shutdown-timeout",
-        help="seconds in-flight requests get to finish [CORESCALE_SHUTDOWN_TIMEOUT] (default 20)",
-    )
-    parser.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="log every request [CORESCALE_ACCESS_LOG] (default off)",
-    )
-    parser.add_argument(
-        "--log-level", help=f"{', '.join(LOG_LEVELS)} [CORESCALE_LOG_LEVEL] (default info)"
-    )
-    parser.add_argument(
-        "--metrics-dir",
-        help="folder for the shared metrics file [CORESCALE_METRICS_DIR] "
-        "(default: a private temporary folder)",
-    )
-    parser.add_argument(
-        "--heartbeat-timeout",
-        help="prefork: kill a worker whose event loop is stuck this long "
-        "[CORESCALE_HEARTBEAT_TIMEOUT] (default 30)",
-    )
-    parser.add_argument(
-        "--accept",
-        help="prefork: balanced, shared or reuseport [CORESCALE_ACCEPT] (default balanced)",
-    )
-    parser.add_argument("--backlog", help="listen backlog [CORESCALE_BACKLOG] (default 2048)")
+    for setting in SETTINGS:
+        shown = _shown_default(setting).replace("`", "")
+        # "(default auto)", but "(default: a private folder ...)".
+        default = f"default: {shown}" if " " in shown else f"default {shown}"
+        text = f"{setting.help} [{setting.variable}] ({default})"
+        if setting.positional:
+            parser.add_argument(setting.name, nargs="?", metavar=setting.option, help=text)
+        elif setting.switch:
+            parser.add_argument(
+                setting.option, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            parser.add_argument(setting.option, help=text)
     return parser
 
 
-def _pick(cli: str | None, env: Mapping[str, str], name: str, default: str) -> tuple[str, str]:
-    """The value and where it came from, so that an error names the right source."""
-    if cli is not None:
-        return cli, "--" + name.lower().replace("_", "-")
-    variable = "CORESCALE_" + name
-    if variable in env:
-        return env[variable], variable
-    return default, "--" + name.lower().replace("_", "-")
+def settings_table() -> str:
+    """docs/worker.md's table of the settings, in Markdown."""
+    lines = ["| option | variable | default | meaning |", "| --- | --- | --- | --- |"]
+    for setting in SETTINGS:
+        option = setting.option if setting.positional else f"`{setting.option}`"
+        if setting.switch:
+            option += f" / `--no-{setting.option[2:]}`"
+        default = setting.shown_default or f"`{setting.default}`"
+        lines.append(f"| {option} | `{setting.variable}` | {default} | {setting.meaning} |")
+    return "\n".join(lines) + "\n"
 
 
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Parse the command line and the environment; UsageError on anything wrong.
 
     argparse itself exits with status 2 on unknown options, which is the same
-    code a bad value gets here.
+    code a bad value gets here. An error names where the bad text came from:
+    the option, or the variable.
     """
     environ = os.environ if env is None else env
-    args = build_parser().parse_args(argv)
-
-    app, _ = _pick(args.app, environ, "APP", DEMO_APP)
-    mode_text, source = _pick(args.mode, environ, "MODE", "auto")
-    mode = Mode(_choice(source, mode_text, [m.value for m in Mode]))
-    workers_text, source = _pick(args.workers, environ, "WORKERS", "auto")
-    try:
-        workers = parse_workers(workers_text)
-    except UsageError as exc:
-        raise UsageError(f"{source}: {exc}") from None
-    bind_text, _ = _pick(args.bind, environ, "BIND", "0.0.0.0:8080")
-    host, port = parse_bind(bind_text)
-    drain_text, source = _pick(args.drain_delay, environ, "DRAIN_DELAY", "5")
-    drain_delay = parse_seconds(source, drain_text)
-    timeout_text, source = _pick(args.shutdown_timeout, environ, "SHUTDOWN_TIMEOUT", "20")
-    shutdown_timeout = parse_seconds(source, timeout_text)
-    if args.access_log is not None:
-        access_log = bool(args.access_log)
-    else:
-        access_log = parse_bool("CORESCALE_ACCESS_LOG", environ.get("CORESCALE_ACCESS_LOG", ""))
-    level_text, source = _pick(args.log_level, environ, "LOG_LEVEL", "info")
-    log_level = _choice(source, level_text, LOG_LEVELS)
-    metrics_dir = args.metrics_dir or environ.get("CORESCALE_METRICS_DIR") or None
-    heartbeat_text, source = _pick(args.heartbeat_timeout, environ, "HEARTBEAT_TIMEOUT", "30")
-    heartbeat_timeout = parse_seconds(source, heartbeat_text)
-    if heartbeat_timeout < 1:
-        raise UsageError(f"{source} must be at least 1 second, not {heartbeat_text!r}")
-    accept_text, source = _pick(args.accept, environ, "ACCEPT", "balanced")
-    accept = Accept(_choice(source, accept_text, [a.value for a in Accept]))
-    backlog_text, source = _pick(args.backlog, environ, "BACKLOG", "2048")
-    if not backlog_text.isdigit() or int(backlog_text) < 1:
-        raise UsageError(f"{source} must be a positive number, not {backlog_text!r}")
-
-    if mode is Mode.SINGLE and workers not in (None, 1):
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        given = args[setting.name]
+        if setting.switch and given is not None:
+            values[setting.name] = bool(given)
+        elif given is not None:
+            values[setting.name] = setting.parse(setting.option, given)
+        elif setting.variable in environ:
+            values[setting.name] = setting.parse(setting.variable, environ[setting.variable])
+        else:
+            values[setting.name] = setting.parse(setting.option, setting.default)
+    values["host"], values["port"] = values.pop("bind")
+    config = Config(**values)
+    if config.mode is Mode.SINGLE and config.workers not in (None, 1):
         raise UsageError(
-            f"--mode single runs exactly one process; drop --workers {workers} "
+            f"--mode single runs exactly one process; drop --workers {config.workers} "
             "or use --mode prefork"
         )
-    return Config(
-        app=app,
-        mode=mode,
-        workers=workers,
-        host=host,
-        port=port,
-        drain_delay=drain_delay,
-        shutdown_timeout=shutdown_timeout,
-        access_log=access_log,
-        log_level=log_level,
-        metrics_dir=metrics_dir,
-        heartbeat_timeout=heartbeat_timeout,
-        accept=accept,
-        backlog=int(backlog_text),
-    )
+    return config
