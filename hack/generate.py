@@ -143,8 +143,10 @@ def _helm_template() -> str:
 
 
 def _without_helm_labels(doc: str) -> str:
+    """``doc`` without Helm's own labels and its ``# Source:`` comment."""
     pattern = "|".join(re.escape(label) for label in HELM_ONLY_LABELS)
-    return re.sub(rf"^\s+({pattern}): .*\n", "", doc, flags=re.MULTILINE)
+    doc = re.sub(rf"^\s+({pattern}): .*\n", "", doc, flags=re.MULTILINE)
+    return re.sub(r"^# Source: .*\n", "", doc, flags=re.MULTILINE)
 
 
 def manifests(rendered: str) -> dict[Path, str]:

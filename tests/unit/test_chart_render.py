@@ -6,12 +6,12 @@ is checked is what `helm install` would send to the API server.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from corescale.operator import settings
 from tests.charttools import (
     OPERATOR_NS,
-    ROOT,
     container_env,
     find,
     identities,
@@ -96,7 +96,7 @@ def test_probes_hit_kopfs_liveness_endpoint_on_the_port_the_operator_listens_on(
 def test_every_environment_variable_is_a_setting_the_operator_reads() -> None:
     """The chart configures the operator only through operator/settings.py:
     a variable it does not read would be a value that silently does nothing."""
-    source = (ROOT / "operator" / "settings.py").read_text()
+    source = Path(settings.__file__).read_text()
     env = container_env(_deployment(render()))
     assert env, "the operator container has no environment"
     for name in env:
