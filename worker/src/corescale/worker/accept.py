@@ -1,4 +1,8 @@
-"""How prefork workers take connections from the one listening socket.
+"""How serving processes take connections: the accept strategy, decided here alone.
+
+:func:`listener` is the socket cli.py binds before serving or forking, and
+:func:`site` how each serving process accepts from it: the plain aiohttp
+site in single mode, and in prefork mode what ``--accept`` says.
 
 The measurement in docs/worker.md chose `balanced`: every worker watches the
 same inherited socket, but accepts one connection at a time and only while it
@@ -18,7 +22,9 @@ import socket
 
 from aiohttp import web
 
+from corescale.worker.config import Accept, Config
 from corescale.worker.scoreboard import Scoreboard, Slot
+from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +139,36 @@ class BalancedSite(web.BaseSite):
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         await super().stop()
+
+
+def listener(config: Config, *, prefork: bool) -> socket.socket:
+    """The socket bound before serving (single) or forking (prefork).
+
+    With ``reuseport`` every worker binds a socket of its own (:func:`site`),
+    so this one only reserves the port: listening, it would take its share
+    of connections and never accept them.
+    """
+    reuse_port = prefork and config.accept is Accept.REUSEPORT
+    return bind_listener(
+        config.host, config.port, config.backlog, reuse_port=reuse_port, listen=not reuse_port
+    )
+
+
+def site(
+    runner: web.BaseRunner,
+    config: Config,
+    sock: socket.socket,
+    board: Scoreboard,
+    slot: Slot,
+    *,
+    prefork: bool,
+) -> web.BaseSite:
+    """How one serving process accepts connections, on ``sock`` from :func:`listener`."""
+    if not prefork:
+        return web.SockSite(runner, sock, backlog=config.backlog)
+    if config.accept is Accept.REUSEPORT:
+        own = bind_listener(config.host, config.port, config.backlog, reuse_port=True)
+        return web.SockSite(runner, own, backlog=config.backlog)
+    if config.accept is Accept.SHARED:
+        return web.SockSite(runner, sock, backlog=config.backlog)
+    return BalancedSite(runner, sock, board, slot)

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from corescale.worker.config import Config, Mode, load_config
 from corescale.worker.errors import ExitCode, UsageError, WorkerError
-from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +59,13 @@ def _serve(config: Config, mode: Mode, workers: int) -> int:
     stays a few MiB, and a single-mode process never loads the prefork
     machinery (about 0.6 MiB).
     """
+    from corescale.worker.accept import listener  # noqa: PLC0415
     from corescale.worker.loader import load_factory  # noqa: PLC0415
 
     try:
         factory = load_factory(config.app)
         log.info("mode=%s workers=%d app=%s bind=%s", mode.value, workers, config.app, config.bind)
-        reuse_port = mode is Mode.PREFORK and config.accept.value == "reuseport"
-        sock = bind_listener(
-            config.host, config.port, config.backlog, reuse_port=reuse_port, listen=not reuse_port
-        )
+        sock = listener(config, prefork=mode is Mode.PREFORK)
         if mode is Mode.SINGLE:
             from corescale.worker.single import run_single  # noqa: PLC0415
 

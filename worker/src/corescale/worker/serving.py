@@ -28,14 +28,13 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from corescale.worker.accept import BalancedSite
-from corescale.worker.config import Accept, Config
+from corescale.worker import accept
+from corescale.worker.config import Config
 from corescale.worker.errors import BootError, ExitCode
 from corescale.worker.health import RequestGate, bootstrap_server
 from corescale.worker.loader import Factory, build_app
 from corescale.worker.procs import release_free_memory
 from corescale.worker.scoreboard import Scoreboard, Slot, SlotState
-from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +110,14 @@ class ServingProcess:
             await asyncio.sleep(BEAT_SECONDS)
 
     def _make_site(self, runner: web.AppRunner) -> web.BaseSite:
-        config = self._config
-        if self._master_pid is None:
-            return web.SockSite(runner, self._sock, backlog=config.backlog)
-        if config.accept is Accept.REUSEPORT:
-            own = bind_listener(config.host, config.port, config.backlog, reuse_port=True)
-            return web.SockSite(runner, own, backlog=config.backlog)
-        if config.accept is Accept.SHARED:
-            return web.SockSite(runner, self._sock, backlog=config.backlog)
-        return BalancedSite(runner, self._sock, self._board, self._slot)
+        return accept.site(
+            runner,
+            self._config,
+            self._sock,
+            self._board,
+            self._slot,
+            prefork=self._master_pid is not None,
+        )
 
     async def _start_bootstrap(self) -> web.ServerRunner:
         runner = web.ServerRunner(bootstrap_server(self.gate), shutdown_timeout=1)
