@@ -10,11 +10,10 @@ Worker life and the signals (docs/worker.md has the table):
 
 * a worker is ready when its shared-memory slot says so; it writes a byte to
   a pipe the master watches, so readiness is noticed at once;
-* a worker that dies unasked is replaced at once the first time, then with a
-  doubling backoff; CRASH_LIMIT deaths within CRASH_WINDOW seconds stop the
-  master with exit code 4, and a worker that exits with code 2 or 3 before
-  it was ever ready (its factory raised) stops it with exit code 3: such a
-  failure repeats on every restart, so respawning would only hide it;
+* a worker that dies unasked is replaced, or the master stops, as the pure
+  policy of restarts.py decides: at once the first time, then with a
+  doubling backoff; a crash loop stops the master with exit code 4, and a
+  worker that failed to boot stops it with exit code 3;
 * a worker whose heartbeat (written by its event loop into its slot) is older
   than the heartbeat timeout is sent SIGABRT (faulthandler prints where its
   loop was stuck) and SIGKILL shortly after;
@@ -42,7 +41,7 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from corescale.worker import loops
+from corescale.worker import loops, restarts
 from corescale.worker.config import MAX_WORKERS, Config
 from corescale.worker.errors import ExitCode
 from corescale.worker.loader import Factory
@@ -63,10 +62,6 @@ MASTER_SIGNALS = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
-CRASH_LIMIT = 5
-CRASH_WINDOW = 60.0
-BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 10.0
 ABORT_GRACE = 2.0
 FAST_STOP_GRACE = 5.0
 STOP_GRACE = 5.0
@@ -104,7 +99,7 @@ class Master:
         self._board = Scoreboard(config.metrics_dir)
         self._workers: dict[int, Worker] = {}
         self._signals: collections.deque[int] = collections.deque()
-        self._crashes: collections.deque[float] = collections.deque()
+        self._crashes: tuple[float, ...] = ()
         self._respawn_at = 0.0
         self._to_replace: list[int] = []
         self._replacement: int | None = None
@@ -268,8 +263,13 @@ class Master:
         if self._exit_code is not None or worker.retiring:
             log.info("worker pid %d (slot %d) stopped (%s)", worker.pid, worker.slot, how)
             return
-        code = os.waitstatus_to_exitcode(status)
-        if not worker.ready and code in (ExitCode.USAGE, ExitCode.BOOT_FAILURE):
+        verdict = restarts.after_death(
+            was_ready=worker.ready,
+            exit_code=os.waitstatus_to_exitcode(status),
+            crashes=self._crashes,
+            now=now,
+        )
+        if not verdict.counted:
             log.error(
                 "worker pid %d failed to boot (%s); stopping, since every new worker would "
                 "fail the same way: see the error above",
@@ -279,21 +279,18 @@ class Master:
             self._halt(ExitCode.BOOT_FAILURE, now)
             return
         self._board.add_restart()
-        self._crashes.append(now)
-        while self._crashes and self._crashes[0] < now - CRASH_WINDOW:
-            self._crashes.popleft()
-        if len(self._crashes) >= CRASH_LIMIT:
+        self._crashes = verdict.crashes
+        if verdict.halt is not None:
             log.error(
                 "crash loop: %d workers died within %.0fs (the last: pid %d, %s); giving up",
                 len(self._crashes),
-                CRASH_WINDOW,
+                restarts.CRASH_WINDOW,
                 worker.pid,
                 how,
             )
-            self._halt(ExitCode.CRASH_LOOP, now)
+            self._halt(verdict.halt, now)
             return
-        delay = 0.0 if len(self._crashes) == 1 else BACKOFF_FIRST * 2 ** (len(self._crashes) - 2)
-        delay = min(delay, BACKOFF_MAX)
+        delay = verdict.delay
         self._respawn_at = max(self._respawn_at, now + delay)
         log.warning(
             "worker pid %d (slot %d) died (%s) after %.1fs; replacing it in %.1fs",
@@ -385,7 +382,7 @@ class Master:
             pid = os.fork()
         except OSError as exc:
             log.error("cannot fork a worker: %s", exc)
-            self._respawn_at = now + BACKOFF_FIRST
+            self._respawn_at = now + restarts.BACKOFF_FIRST
             return None
         if pid == 0:
             self._become_worker(slot)
