@@ -8,13 +8,8 @@ PY := $(VENV)/bin/python
 export CORESCALE_CACHE ?= $(HOME)/.cache/corescale
 export CORESCALE_TOOLS ?= $(HOME)/.cache/corescale-tools
 export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
-# The repository root holds the folder operator/ (the package
-# corescale.operator). `python -m ...` run from here would put the root first
-# on sys.path and shadow the standard library's `operator` with it; safe-path
-# mode (Python 3.11+) keeps the current folder off sys.path.
-export PYTHONSAFEPATH := 1
 
-.PHONY: help deps venv lint unit test-chart test-worker e2e test tools helm base-images \
+.PHONY: help deps venv lint generate unit test-chart test-worker e2e test tools helm base-images \
         cluster cluster-down prometheus kubeconfig image up down bench bench-worker bench-operator clean
 
 help: ## list the targets
@@ -23,15 +18,20 @@ help: ## list the targets
 deps: ## install the Debian packages the cluster, image, lint and benchmarks need
 	hack/deps.sh
 
-venv: $(VENV)/.installed ## the Python virtualenv with corescale installed editable
-$(VENV)/.installed: pyproject.toml
+venv: $(VENV)/.installed ## the Python virtualenv: corescale-worker and corescale-operator editable, and the dev tools
+$(VENV)/.installed: pyproject.toml worker/pyproject.toml operator/pyproject.toml
 	hack/venv.sh $(VENV)
 	@touch $@
 
-lint: deps venv ## ruff, mypy and shellcheck
+lint: deps venv ## ruff (check and format), mypy (strict), import-linter and shellcheck
 	$(VENV)/bin/ruff check .
-	hack/typecheck.sh $(VENV)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	hack/shellcheck.sh
+
+generate: venv ## rewrite the generated files: the chart's CRD templates, manifests/manager and rbac
+	$(PY) hack/generate.py --write
 
 unit: venv ## unit tests only (no cluster, no worker processes, no helm)
 	hack/test.sh unit
@@ -69,7 +69,7 @@ cluster-down: ## stop the local cluster and remove everything it left
 kubeconfig: ## print the local cluster's kubeconfig path
 	@hack/cluster.sh kubeconfig
 
-image: deps ## build the corescale image and load it into the node
+image: deps ## build the worker and operator images and load them into the node
 	hack/image.sh
 
 up: deps venv ## the cluster of the current context (or the local one), the image, the operator and the example

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make image`: builds the project's Dockerfile as corescale:dev on the
-# registry-less base image, and loads it into the local cluster's containerd
-# when that cluster is running.
+# `make image`: builds the Dockerfile's two targets on the registry-less base
+# image, corescale-worker:dev (the slim worker image applications build FROM,
+# and the default image of CoreClusters) and corescale-operator:dev, and
+# loads both into the local cluster's containerd when that cluster is
+# running.
 #
 # Wheels are built on the host first (its Python has the base image's minor
 # version), so the image build itself needs no network and no compiler, and
@@ -12,7 +14,8 @@ source "$ROOT/hack/cluster/env.sh"
 LOG_TAG=image
 export PATH=$BIN:$PATH
 
-IMAGE=docker.io/library/corescale:dev
+TAG=dev
+TARGETS=(worker operator)
 VENV=${VENV:-$ROOT/.venv}
 
 "$ROOT/hack/images/build.sh"
@@ -20,26 +23,32 @@ VENV=${VENV:-$ROOT/.venv}
 [[ -x $VENV/bin/pip ]] || "$ROOT/hack/venv.sh" "$VENV"
 wheels=$ROOT/build/wheels
 rm -rf "$wheels"
-log "building wheels of corescale[fast,operator] into $wheels"
-"$VENV/bin/pip" wheel --quiet --wheel-dir "$wheels" "${ROOT}[fast,operator]"
+log "building wheels of corescale-worker[fast] and corescale-operator into $wheels"
+"$VENV/bin/pip" wheel --quiet --wheel-dir "$wheels" "$ROOT/worker[fast]" "$ROOT/operator"
 
-log "building $IMAGE on localhost/corescale-base:$BASE_SUITE"
-# chroot isolation: the RUN steps need neither network nor namespaces, and
-# nothing is added to the host's iptables.
-bah bud --quiet --isolation chroot --pull=never \
-  --build-arg "BASE_IMAGE=localhost/corescale-base:$BASE_SUITE" \
-  -t localhost/corescale:dev -f "$ROOT/Dockerfile" "$ROOT" >/dev/null
-# The previous build's image is now untagged: drop it so storage stays small.
+for target in "${TARGETS[@]}"; do
+  image=localhost/corescale-$target:$TAG
+  log "building $image (target $target) on localhost/corescale-base:$BASE_SUITE"
+  # chroot isolation: the RUN steps need neither network nor namespaces, and
+  # nothing is added to the host's iptables.
+  bah bud --quiet --isolation chroot --pull=never --target "$target" \
+    --build-arg "BASE_IMAGE=localhost/corescale-base:$BASE_SUITE" \
+    -t "$image" -f "$ROOT/Dockerfile" "$ROOT" >/dev/null
+  log "$image size: $(bah images --format '{{.Size}}' "$image")"
+done
+# The previous build's images are now untagged: drop them so storage stays small.
 bah rmi --prune >/dev/null 2>&1 || true
-log "image size: $(bah images --format '{{.Size}}' localhost/corescale:dev)"
 
-tar=$IMAGES/corescale.tar
-rm -f "$tar"
-bah push --quiet localhost/corescale:dev "docker-archive:$tar:$IMAGE"
-
-if "$ROOT/hack/cluster.sh" status; then
-  ctr_k8s images import "$tar" >/dev/null
-  log "loaded $IMAGE into the local cluster's node"
-else
-  log "the local cluster is not running: $IMAGE was built but not loaded (run make cluster, then make image)"
-fi
+running=false
+if "$ROOT/hack/cluster.sh" status; then running=true; fi
+for target in "${TARGETS[@]}"; do
+  ref=docker.io/library/corescale-$target:$TAG
+  tar=$IMAGES/corescale-$target.tar
+  rm -f "$tar"
+  bah push --quiet "localhost/corescale-$target:$TAG" "docker-archive:$tar:$ref"
+  if $running; then
+    ctr_k8s images import "$tar" >/dev/null
+    log "loaded $ref into the local cluster's node"
+  fi
+done
+$running || log "the local cluster is not running: the images were built but not loaded (run make cluster, then make image)"

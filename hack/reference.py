@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""Generates the README's configuration reference from its two sources.
+"""Generates the README's configuration reference and docs/worker.md's settings table.
 
 The CoreCluster fields come from the CRD (manifests/crd/), the chart values
-from the comments in charts/corescale/values.yaml. Writing them by hand would
-let the README drift from what the API server and Helm accept; generating
-them, and checking in a unit test that the README holds exactly what this
-script prints, keeps them in step.
+from the comments in charts/corescale/values.yaml, the worker's settings from
+their table in corescale.worker.config. Writing them by hand would let the
+documents drift from what the API server, Helm and the worker accept;
+generating them, and checking in unit tests that the documents hold exactly
+what this script prints, keeps them in step.
 
-    python hack/reference.py --write   # rewrite the README's tables
-    python hack/reference.py --check   # exit 1 when the README is stale
+    python hack/reference.py --write   # rewrite the generated tables
+    python hack/reference.py --check   # exit 1 when a document is stale
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CRD = ROOT / "manifests" / "crd" / "corescale.io_coreclusters.yaml"
 VALUES = ROOT / "charts" / "corescale" / "values.yaml"
 README = ROOT / "README.md"
+WORKER_DOC = ROOT / "docs" / "worker.md"
 
 BEGIN = "<!-- BEGIN GENERATED {name}: hack/reference.py --write -->"
 END = "<!-- END GENERATED {name} -->"
@@ -168,13 +170,23 @@ def sections() -> dict[str, str]:
     return {"corecluster-spec": spec_table(), "chart-values": values_table()}
 
 
-def render(readme: str) -> str:
-    """`readme` with every generated section replaced by fresh output."""
-    for name, table in sections().items():
+def worker_sections() -> dict[str, str]:
+    """docs/worker.md's generated part: the worker's settings, from their one table."""
+    from corescale.worker.config import settings_table  # noqa: PLC0415 - only here
+
+    return {"worker-settings": settings_table().rstrip("\n")}
+
+
+def render(readme: str, generated: dict[str, str] | None = None) -> str:
+    """`readme` with every generated section replaced by fresh output.
+
+    ``generated`` maps section names to their text; the README's by default.
+    """
+    for name, table in (sections() if generated is None else generated).items():
         begin, end = BEGIN.format(name=name), END.format(name=name)
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
         if not pattern.search(readme):
-            raise ValueError(f"README.md lacks the markers of section {name}: {begin}")
+            raise ValueError(f"the file lacks the markers of section {name}: {begin}")
         readme = pattern.sub(lambda _m: f"{begin}\n{table}\n{end}", readme)  # noqa: B023
     return readme
 
@@ -182,20 +194,20 @@ def render(readme: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite README.md")
-    mode.add_argument("--check", action="store_true", help="exit 1 if README.md is stale")
+    mode.add_argument("--write", action="store_true", help="rewrite the generated tables")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a document is stale")
     args = parser.parse_args()
-    current = README.read_text()
-    fresh = render(current)
-    if args.write:
-        README.write_text(fresh)
-        return 0
-    if fresh != current:
-        sys.stderr.write(
-            "README.md's configuration reference is stale: run python hack/reference.py --write\n"
-        )
-        return 1
-    return 0
+    stale = 0
+    for path, generated in ((README, sections()), (WORKER_DOC, worker_sections())):
+        current = path.read_text()
+        fresh = render(current, generated)
+        if args.write:
+            path.write_text(fresh)
+        elif fresh != current:
+            name = path.relative_to(ROOT)
+            sys.stderr.write(f"{name} is stale: run python hack/reference.py --write\n")
+            stale = 1
+    return stale
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # `make up`: from a fresh clone to a serving CoreCluster in one command.
 #   1. the cluster: the current kube context if its API server answers,
 #      otherwise the local cluster (hack/cluster.sh up, built on first use);
-#   2. the image corescale:dev, built and loaded where that cluster finds it;
+#   2. the images corescale-worker:dev and corescale-operator:dev, built and
+#      loaded where that cluster finds them;
 #   3. the operator, installed or upgraded with the Helm chart;
 #   4. the example CoreCluster (manifests/cluster.yaml), waited for until
 #      Ready, then how to reach it, follow the log, and tear it all down.
@@ -11,9 +12,10 @@
 #
 # Settings (environment):
 #   CORESCALE_NAMESPACE  namespace of the example CoreCluster (default: default)
-#   CORESCALE_IMAGE      an image the cluster can pull, instead of building
-#                        corescale:dev (needed for a context that is neither
-#                        the local cluster nor kind)
+#   CORESCALE_IMAGE      an operator image the cluster can pull, instead of
+#                        building corescale-operator:dev (needed for a
+#                        context that is neither the local cluster nor kind)
+#   CORESCALE_WORKER_IMAGE  likewise the workers' image (corescale-worker:dev)
 #   CORESCALE_HELM_ARGS  extra arguments for `helm upgrade --install`
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -71,23 +73,28 @@ need_helm() {
   "$ROOT/hack/cluster/build.sh" helm
 }
 
-# load_image: builds and loads the image, and sets IMAGE_VALUES to the Helm
-# arguments that make the operator (and so the workers) run it.
+# load_image: builds and loads the images, and sets IMAGE_VALUES to the Helm
+# arguments that make the operator and the workers run them.
 load_image() {
   IMAGE_VALUES=()
   if [[ -n ${CORESCALE_IMAGE:-} ]]; then
-    log "using the image $CORESCALE_IMAGE (CORESCALE_IMAGE)"
+    log "using the operator image $CORESCALE_IMAGE (CORESCALE_IMAGE)"
     IMAGE_VALUES=(--set "image.repository=${CORESCALE_IMAGE%:*}" --set "image.tag=${CORESCALE_IMAGE##*:}")
+    if [[ -n ${CORESCALE_WORKER_IMAGE:-} ]]; then
+      IMAGE_VALUES+=(--set "workerImage=$CORESCALE_WORKER_IMAGE")
+    fi
     return
   fi
-  local context
+  local context target
   context=$(kubectl config current-context)
   if ((LOCAL)); then
     "$ROOT/hack/image.sh"
   elif [[ $context == kind-* ]] && command -v kind >/dev/null && command -v docker >/dev/null; then
-    log "building corescale:dev with docker and loading it into kind cluster ${context#kind-}"
-    docker build -t corescale:dev "$ROOT"
-    kind load docker-image corescale:dev --name "${context#kind-}"
+    for target in worker operator; do
+      log "building corescale-$target:dev with docker and loading it into kind cluster ${context#kind-}"
+      docker build --target "$target" -t "corescale-$target:dev" "$ROOT"
+      kind load docker-image "corescale-$target:dev" --name "${context#kind-}"
+    done
   else
     die "cannot load an image into context $context: push one the cluster can pull and set CORESCALE_IMAGE=repository:tag"
   fi
@@ -128,13 +135,9 @@ up() {
   kubectl apply -f "$ROOT/manifests/manager/namespace.yaml" >/dev/null
   adopt_crds
   log "installing the operator: helm upgrade --install $RELEASE -n $OPERATOR_NS"
-  # The chart reads the CRDs through a symbolic link (files/crd ->
-  # manifests/crd, their single source); helm notes every such link on
-  # stderr, which is expected here and filtered out.
   # shellcheck disable=SC2086 # CORESCALE_HELM_ARGS is a list of arguments
   helm upgrade --install "$RELEASE" "$CHART" --namespace "$OPERATOR_NS" \
-    "${IMAGE_VALUES[@]}" ${CORESCALE_HELM_ARGS:-} --wait --timeout 5m \
-    2> >(grep -v 'found symbolic link in path' >&2) >/dev/null
+    "${IMAGE_VALUES[@]}" ${CORESCALE_HELM_ARGS:-} --wait --timeout 5m >/dev/null
   # --wait on a Recreate Deployment returns once the pod is ready; a rollout
   # that replaced the image is confirmed explicitly.
   kubectl -n "$OPERATOR_NS" rollout status "deployment/$RELEASE-operator" --timeout=5m >&2

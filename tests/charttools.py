@@ -9,7 +9,6 @@ that says how to get it, never a skip.
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.kube import kubectl_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "corescale"
@@ -148,11 +149,6 @@ def container_env(deployment: dict[str, Any]) -> dict[str, str]:
 # --- on a cluster (e2e) --------------------------------------------------
 
 HELM_OWNER_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
-
-
-def kubectl_json(*args: str) -> Any:
-    """`kubectl ... -o json`, parsed."""
-    return json.loads(run(tool("kubectl"), *args, "-o", "json").stdout)
 
 
 def helm(*args: str, timeout: float = 420) -> str:

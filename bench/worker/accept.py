@@ -26,8 +26,9 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from bench import SPREADS, free_port, wrk
+from bench import SPREADS, found, free_port, wrk
 
 log = logging.getLogger("bench.accept")
 
@@ -46,7 +47,7 @@ def connections(port: int) -> list[int]:
     )
 
 
-def hup_under_load(pid: int, port: int, seconds: int) -> dict[str, object]:
+def hup_under_load(pid: int, port: int, seconds: int) -> dict[str, Any]:
     def signal_later() -> None:
         for _ in range(2):
             time.sleep(seconds / 3)
@@ -70,7 +71,7 @@ def hup_under_load(pid: int, port: int, seconds: int) -> dict[str, object]:
         timeout=seconds + 60,
     ).stdout
     thread.join()
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+    total = int(found(r"(\d+) requests in", out))
     errors = 0
     if match := re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
@@ -81,7 +82,7 @@ def hup_under_load(pid: int, port: int, seconds: int) -> dict[str, object]:
     return {"requests": total, "failed": errors}
 
 
-def measure(strategy: str, seconds: int) -> dict[str, object]:
+def measure(strategy: str, seconds: int) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -129,7 +130,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_DURATION", "6")))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    results: dict[str, list[dict[str, object]]] = {s: [] for s in STRATEGIES}
+    results: dict[str, list[dict[str, Any]]] = {s: [] for s in STRATEGIES}
     for round_number in range(args.rounds):
         for strategy in STRATEGIES:
             log.info("round %d: %s", round_number + 1, strategy)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("bench.worker")
 
@@ -212,6 +213,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in a tool's output, which must hold it."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in:\n{text}")
+    return match.group(1)
+
+
 def wrk(
     url: str,
     seconds: int,
@@ -219,7 +228,7 @@ def wrk(
     script_args: tuple[str, ...] = (),
     *,
     pinned: bool = False,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     command = [
         *(["taskset", "-c", WRK_CPU] if pinned else []),
         "wrk",
@@ -236,9 +245,9 @@ def wrk(
     out = subprocess.run(
         [*command, url, *tail], capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
-    result: dict[str, object] = {"raw": out}
-    result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    result["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    result: dict[str, Any] = {"raw": out}
+    result["rps"] = float(found(r"Requests/sec:\s+([\d.]+)", out))
+    result["requests"] = int(found(r"(\d+) requests in", out))
     for pct in ("50", "99"):
         match = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.MULTILINE)
         result[f"p{pct}_ms"] = _ms(match.group(1)) if match else None
@@ -254,7 +263,7 @@ def wrk(
     return result
 
 
-def machine() -> dict[str, object]:
+def machine() -> dict[str, Any]:
     def run(*cmd: str) -> str:
         try:
             return subprocess.run(
@@ -275,8 +284,8 @@ def machine() -> dict[str, object]:
     }
 
 
-def measure(rounds: int, seconds: int) -> dict[str, object]:
-    results: dict[str, dict[str, object]] = {}
+def measure(rounds: int, seconds: int) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
     before = machine()
     for round_number in range(rounds):
         port = free_port()
@@ -288,7 +297,7 @@ def measure(rounds: int, seconds: int) -> dict[str, object]:
                 if round_number == 0:
                     entry["memory"] = {str(pid): memory(pid) for pid in tree(proc.pid)}
                     entry["root_pid"] = proc.pid
-                runs: dict[str, list[dict[str, object]]] = entry["runs"]
+                runs: dict[str, list[dict[str, Any]]] = entry["runs"]
                 pids = tree(proc.pid)
                 for endpoint in ENDPOINTS:
                     spent = cpu_seconds(pids)
@@ -327,14 +336,14 @@ GOALS = (
 )
 
 
-def goal_ratios(data: dict[str, object]) -> list[dict[str, object]]:
+def goal_ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-round rps ratios of each goal's contender over its anchor, per endpoint."""
-    results: dict[str, dict[str, object]] = data["results"]
-    rows: list[dict[str, object]] = []
+    results: dict[str, dict[str, Any]] = data["results"]
+    rows: list[dict[str, Any]] = []
     for contender, anchor in GOALS:
         if contender not in results or anchor not in results:
             continue
-        row: dict[str, object] = {"contender": contender, "anchor": anchor}
+        row: dict[str, Any] = {"contender": contender, "anchor": anchor}
         for endpoint in ENDPOINTS:
             mine = results[contender]["runs"][endpoint]
             theirs = results[anchor]["runs"][endpoint]
@@ -348,12 +357,12 @@ def goal_ratios(data: dict[str, object]) -> list[dict[str, object]]:
     return rows
 
 
-def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
-    summary: dict[str, dict[str, object]] = {}
-    results: dict[str, dict[str, object]] = data["results"]
+def summarize(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    summary: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = data["results"]
     for name, entry in results.items():
-        runs: dict[str, list[dict[str, object]]] = entry["runs"]
-        row: dict[str, object] = {"workers": entry["workers"]}
+        runs: dict[str, list[dict[str, Any]]] = entry["runs"]
+        row: dict[str, Any] = {"workers": entry["workers"]}
         for endpoint in ENDPOINTS:
             outcomes = runs[endpoint]
             row[endpoint] = {
@@ -392,12 +401,12 @@ def summarize(data: dict[str, object]) -> dict[str, dict[str, object]]:
     return summary
 
 
-def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> str:
-    def number(value: object, digits: int = 0) -> str:
+def markdown(data: dict[str, Any], summary: dict[str, dict[str, Any]]) -> str:
+    def number(value: float | None, digits: int = 0) -> str:
         return "-" if value is None else f"{float(value):,.{digits}f}"
 
-    before: dict[str, object] = data["machine_before"]
-    after: dict[str, object] = data["machine_after"]
+    before: dict[str, Any] = data["machine_before"]
+    after: dict[str, Any] = data["machine_after"]
     lines = [
         "# Worker benchmark",
         "",
@@ -424,7 +433,7 @@ def markdown(data: dict[str, object], summary: dict[str, dict[str, object]]) -> 
         )
         shares = []
         for spread in SPREADS:
-            figures: dict[str, object] = row[spread]
+            figures: dict[str, Any] = row[spread]
             if row["workers"] == 1:
                 shares.append("-")
             elif figures["ratio"] is None:

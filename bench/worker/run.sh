@@ -7,9 +7,6 @@
 # time for steadier figures.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# The Makefile sets PYTHONSAFEPATH (see there); these scripts import their
-# siblings from bench/worker, the folder safe-path mode would leave out.
-unset PYTHONSAFEPATH
 venv=${VENV:-.venv}
 for tool in wrk node valgrind; do
   command -v "$tool" >/dev/null || { echo "bench-worker: $tool is missing (make deps installs it)" >&2; exit 1; }

@@ -4,7 +4,8 @@
 is set (for example kind on a laptop), otherwise the local cluster that
 `hack/cluster.sh` runs on this machine, started here when it is not running.
 `namespace` gives every test its own namespace, deleted afterwards, so tests
-never see each other's objects.
+never see each other's objects. `crds` installs the CRDs from manifests/crd/,
+and `operator` runs the operator on the host for one test (operator_helpers.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.kube import kubectl, wait_for
+from tests.e2e.operator_helpers import CRD_DIR, CRD_NAMES, OperatorProcess
+from tests.kube import kubectl, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +176,27 @@ def namespace(request: pytest.FixtureRequest, api_client: Any) -> Iterator[str]:
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 log.error("could not list namespace %s: %s", name, exc)
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig: str) -> None:
+    """Install (or update) the CRDs from manifests/crd/ and wait until they serve."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(CRD_DIR))
+    for name in CRD_NAMES:
+        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+@pytest.fixture
+def operator(
+    crds: None, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    """The operator, running and watching the test's namespace; its log is shown on failure."""
+    process = OperatorProcess(namespace, tmp_path)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        reports = request.node.stash.get(PHASE_REPORTS, {}).values()
+        if any(report.failed for report in reports):
+            sys.stderr.write(f"--- operator log ({namespace}) ---\n{process.log()}\n")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.kube import (
+from tests.kube import (
     base_image,
     http_get,
     kubectl,

@@ -27,13 +27,12 @@ from tests.charttools import (
     create_namespace,
     disown_crds,
     helm,
-    kubectl_json,
     release_coreclusters,
     run,
     source_crd_names,
     tool,
 )
-from tests.e2e.kube import http_get, wait_for
+from tests.kube import http_get, kubectl, kubectl_json, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +53,6 @@ class Release:
     @property
     def selector(self) -> str:
         return f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component=operator"
-
-
-def kubectl(*args: str, timeout: float = 320) -> str:
-    return run(tool("kubectl"), *args, timeout=timeout).stdout
 
 
 def operator_pods(release: Release) -> list[dict[str, Any]]:
@@ -146,7 +141,7 @@ def test_install_runs_the_operator_and_the_example_becomes_ready_and_answers(
     )
     (pod,) = operator_pods(release)
     assert ready(pod)
-    assert pod["spec"]["containers"][0]["image"] == "corescale:dev"
+    assert pod["spec"]["containers"][0]["image"] == "corescale-operator:dev"
     # The restricted namespace admitted it: it runs as the image's non-root user.
     assert pod["spec"]["securityContext"]["runAsUser"] == 65532
 
@@ -166,9 +161,11 @@ def test_install_runs_the_operator_and_the_example_becomes_ready_and_answers(
     )
     cc = kubectl_json("get", "corecluster", "hello", "-n", release.namespace)
     assert cc["status"]["readyReplicas"] == 2
-    # No spec.image: the workers run the operator's own image (workerImage).
+    # No spec.image: the workers run the chart's workerImage, the worker image.
     workers = kubectl_json("get", "pods", "-n", release.namespace, "-l", cc["status"]["selector"])
-    assert {p["spec"]["containers"][0]["image"] for p in workers["items"]} == {"corescale:dev"}
+    assert {p["spec"]["containers"][0]["image"] for p in workers["items"]} == {
+        "corescale-worker:dev"
+    }
     assert "corescale" in service_answers(release.namespace, "hello")
 
     # The chart's RBAC is enough: the API never refused the operator.

@@ -21,19 +21,14 @@ from tests.charttools import (
     adopt_crds,
     create_namespace,
     helm,
-    kubectl_json,
     restore_crds,
     run,
     source_crd_names,
     tool,
 )
-from tests.e2e.kube import wait_for
+from tests.kube import kubectl, kubectl_json, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def kubectl(*args: str, timeout: float = 320) -> str:
-    return run(tool("kubectl"), *args, timeout=timeout).stdout
 
 
 def crds_left() -> list[str]:

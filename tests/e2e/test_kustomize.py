@@ -26,19 +26,13 @@ import yaml
 from tests.charttools import (
     MANIFESTS,
     create_namespace,
-    kubectl_json,
     kustomize,
     release_coreclusters,
-    run,
     tool,
 )
-from tests.e2e.kube import http_get, wait_for
+from tests.kube import http_get, kubectl, kubectl_json, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def kubectl(*args: str, timeout: float = 320) -> str:
-    return run(tool("kubectl"), *args, timeout=timeout).stdout
 
 
 def overlay(folder: Path, prefix: str, watch: str) -> Path:

@@ -11,43 +11,76 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kube import kubectl
-from tests.e2e.operator_fixtures import corecluster, crds  # noqa: F401 - fixture
+from tests.e2e.operator_helpers import corecluster
+from tests.kube import kubectl
 
 INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("negative replicas", {"replicas": -1}, "spec.replicas", "greater than or equal to 0"),
     ("unknown mode", {"mode": "threads"}, "spec.mode", 'supported values: "pods", "prefork"'),
-    ("workersPerPod in pods mode", {"workersPerPod": 2}, "spec.workersPerPod",
-     "must be 1 (or unset) in pods mode"),
-    ("prefork without workersPerPod", {"mode": "prefork"}, "spec.workersPerPod",
-     "required in prefork mode"),
+    (
+        "workersPerPod in pods mode",
+        {"workersPerPod": 2},
+        "spec.workersPerPod",
+        "must be 1 (or unset) in pods mode",
+    ),
+    (
+        "prefork without workersPerPod",
+        {"mode": "prefork"},
+        "spec.workersPerPod",
+        "required in prefork mode",
+    ),
     ("malformed cpu", {"cpu": "lots"}, "spec.cpu", "positive quantity"),
     ("zero cpu", {"cpu": 0}, "spec.cpu", "positive quantity"),
     ("malformed memory", {"memory": "1 GB"}, "spec.memory", "positive quantity"),
     ("malformed cpuRequest", {"cpuRequest": "1x"}, "spec.cpuRequest", "positive quantity"),
-    ("request above limit", {"cpu": "500m", "cpuRequest": "1"}, "spec.cpuRequest",
-     "must not be larger than spec.cpu"),
+    (
+        "request above limit",
+        {"cpu": "500m", "cpuRequest": "1"},
+        "spec.cpuRequest",
+        "must not be larger than spec.cpu",
+    ),
     ("port too high", {"port": 70000}, "spec.port", "less than or equal to 65535"),
     ("port zero", {"port": 0}, "spec.port", "greater than or equal to 1"),
-    ("service port", {"service": {"port": 65536}}, "spec.service.port",
-     "less than or equal to 65535"),
-    ("service type", {"service": {"type": "ExternalName"}}, "spec.service.type",
-     "supported values"),
+    (
+        "service port",
+        {"service": {"port": 65536}},
+        "spec.service.port",
+        "less than or equal to 65535",
+    ),
+    (
+        "service type",
+        {"service": {"type": "ExternalName"}},
+        "spec.service.type",
+        "supported values",
+    ),
     ("app without factory", {"app": "web"}, "spec.app", "must be module:factory"),
-    ("reserved env", {"env": [{"name": "CORESCALE_MODE", "value": "prefork"}]}, "spec.env",
-     "must not set CORESCALE_APP, CORESCALE_MODE"),
+    (
+        "reserved env",
+        {"env": [{"name": "CORESCALE_MODE", "value": "prefork"}]},
+        "spec.env",
+        "must not set CORESCALE_APP, CORESCALE_MODE",
+    ),
 ]
 
 
 def _dry_run(manifest: dict[str, Any]) -> str:
-    return kubectl("apply", "--dry-run=server", "-n", "default", "-o", "yaml", "-f", "-",
-                   stdin=yaml.safe_dump(manifest))
+    return kubectl(
+        "apply",
+        "--dry-run=server",
+        "-n",
+        "default",
+        "-o",
+        "yaml",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(manifest),
+    )
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(("case", "spec", "field", "text"), INVALID, ids=[i[0] for i in INVALID])
 def test_invalid_spec_is_refused_naming_the_field(
-    crds: None, case: str, spec: dict[str, Any], field: str, text: str  # noqa: F811
+    crds: None, case: str, spec: dict[str, Any], field: str, text: str
 ) -> None:
     with pytest.raises(RuntimeError) as refused:
         _dry_run(corecluster("bad", **spec))
@@ -58,27 +91,51 @@ def test_invalid_spec_is_refused_naming_the_field(
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", ["2web", "web.v2"])
-def test_a_name_that_cannot_name_a_service_is_refused(crds: None, name: str) -> None:  # noqa: F811
+def test_a_name_that_cannot_name_a_service_is_refused(crds: None, name: str) -> None:
     with pytest.raises(RuntimeError, match=r"metadata\.name must be a DNS-1035 label"):
         _dry_run(corecluster(name))
 
 
 @pytest.mark.e2e
-def test_an_empty_spec_is_accepted_with_every_default(crds: None) -> None:  # noqa: F811
-    stored = yaml.safe_load(_dry_run({"apiVersion": "corescale.io/v1alpha1",
-                                      "kind": "CoreCluster", "metadata": {"name": "plain"}}))
+def test_an_empty_spec_is_accepted_with_every_default(crds: None) -> None:
+    stored = yaml.safe_load(
+        _dry_run(
+            {
+                "apiVersion": "corescale.io/v1alpha1",
+                "kind": "CoreCluster",
+                "metadata": {"name": "plain"},
+            }
+        )
+    )
     assert stored["spec"] == {
-        "mode": "pods", "replicas": 1, "port": 8080, "cpu": "1", "cpuRequest": "100m",
-        "memory": "256Mi", "drainSeconds": 5, "shutdownTimeoutSeconds": 20,
-        "imagePullPolicy": "IfNotPresent", "service": {"type": "ClusterIP", "port": 80},
+        "mode": "pods",
+        "replicas": 1,
+        "port": 8080,
+        "cpu": "1",
+        "cpuRequest": "100m",
+        "memory": "256Mi",
+        "drainSeconds": 5,
+        "shutdownTimeoutSeconds": 20,
+        "imagePullPolicy": "IfNotPresent",
+        "service": {"type": "ClusterIP", "port": 80},
     }
 
 
 @pytest.mark.e2e
-def test_integer_quantities_and_prefork_are_accepted(crds: None) -> None:  # noqa: F811
-    stored = yaml.safe_load(_dry_run(corecluster(
-        "fine", mode="prefork", workersPerPod=2, cpu=1, cpuRequest="250m", memory="1Gi",
-        app="shop.web:create_app", env=[{"name": "CORESCALE_ACCESS_LOG", "value": "1"}],
-    )))
+def test_integer_quantities_and_prefork_are_accepted(crds: None) -> None:
+    stored = yaml.safe_load(
+        _dry_run(
+            corecluster(
+                "fine",
+                mode="prefork",
+                workersPerPod=2,
+                cpu=1,
+                cpuRequest="250m",
+                memory="1Gi",
+                app="shop.web:create_app",
+                env=[{"name": "CORESCALE_ACCESS_LOG", "value": "1"}],
+            )
+        )
+    )
     assert stored["spec"]["cpu"] == 1
     assert stored["spec"]["workersPerPod"] == 2

@@ -8,35 +8,45 @@ from urllib.error import HTTPError
 
 import pytest
 
-from tests.e2e.kube import http_get, kubectl, wait_for
-from tests.e2e.operator_fixtures import (  # noqa: F401 - fixtures
+from tests.e2e.operator_helpers import (
     OperatorProcess,
     apply,
     condition,
     corecluster,
-    crds,
     events,
     get,
     items,
-    operator,
     requests_by_code,
     service_url,
     wait_ready,
     wait_serving,
 )
+from tests.kube import http_get, kubectl, wait_for
 
 SELECTOR = "corescale.io/cluster=hello"
 
 
 @pytest.mark.e2e
 def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
-    operator: OperatorProcess, namespace: str  # noqa: F811
+    operator: OperatorProcess, namespace: str
 ) -> None:
-    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
-            "pod-security.kubernetes.io/enforce-version=latest")
+    kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
     apply(namespace, corecluster("hello", replicas=2))
-    kubectl("wait", "-n", namespace, "--for=condition=Ready", "corecluster/hello",
-            "--timeout=240s", timeout=260)
+    kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=Ready",
+        "corecluster/hello",
+        "--timeout=240s",
+        timeout=260,
+    )
     cc = wait_ready(namespace, "hello", workers=2)
 
     assert cc["status"]["replicas"] == 2
@@ -51,7 +61,7 @@ def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod_spec = deployment["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
-    assert container["image"] == "corescale:dev"
+    assert container["image"] == "corescale-worker:dev"
     assert container["args"] == ["--mode", "single", "--bind", "0.0.0.0:8080"]
     assert container["resources"]["limits"]["cpu"] == "1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -65,7 +75,10 @@ def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
     for child in (deployment, service, budget):
         (owner,) = child["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["name"], owner["uid"]) == (
-            "CoreCluster", "hello", cc["metadata"]["uid"])
+            "CoreCluster",
+            "hello",
+            cc["metadata"]["uid"],
+        )
 
     # Every pod runs, restricted, and answers; traffic through the Service
     # reaches each of them. A path the app does not have answers 404, which
@@ -83,12 +96,14 @@ def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
             with pytest.raises(HTTPError, match="404"):
                 http_get(service_url(namespace, "hello", "/which-pod"))
             sent += 1
-        served = {p["metadata"]["name"]: requests_by_code(p["status"]["podIP"], 8080, "404")
-                  for p in pods}
+        served = {
+            p["metadata"]["name"]: requests_by_code(p["status"]["podIP"], 8080, "404") for p in pods
+        }
         return served if all(count > 0 for count in served.values()) else None
 
-    served = wait_for("requests through the Service to reach every pod", every_pod_served,
-                      timeout=60)
+    served = wait_for(
+        "requests through the Service to reach every pod", every_pod_served, timeout=60
+    )
     assert sum(served.values()) == sent
 
     reasons = [e["reason"] for e in events(namespace, "hello")]
@@ -101,9 +116,9 @@ def test_apply_in_a_restricted_namespace_serves_every_pod_and_delete_cleans_up(
     kubectl("delete", "-n", namespace, "corecluster/hello", "--wait=true", timeout=120)
 
     def gone() -> bool:
-        left = kubectl("get", "-n", namespace, "deployments,services,pdb,pods", "-l", SELECTOR,
-                       "-o", "name")
+        left = kubectl(
+            "get", "-n", namespace, "deployments,services,pdb,pods", "-l", SELECTOR, "-o", "name"
+        )
         return left.strip() == ""
 
     wait_for("the children to be deleted with their CoreCluster", gone, timeout=120)
-

@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.kube import kubectl, wait_for
-from tests.e2e.operator_fixtures import (  # noqa: F401 - fixture
+from tests.e2e.operator_helpers import (
     OperatorProcess,
     apply,
     corecluster,
-    crds,
     wait_ready,
 )
+from tests.kube import kubectl, wait_for
 
 
 @pytest.fixture
-def pair(crds: None, namespace: str, tmp_path: Path) -> Iterator[tuple[OperatorProcess, ...]]:  # noqa: F811
+def pair(crds: None, namespace: str, tmp_path: Path) -> Iterator[tuple[OperatorProcess, ...]]:
     active = OperatorProcess(namespace, tmp_path / "active", CORESCALE_PEERING_PRIORITY="200")
     standby = OperatorProcess(namespace, tmp_path / "standby", CORESCALE_PEERING_PRIORITY="100")
     for process in (active, standby):
@@ -41,8 +40,9 @@ def test_only_the_highest_priority_acts_and_a_standby_takes_over(
     active, standby = pair
 
     def peers() -> dict[str, object] | None:
-        peering = json.loads(kubectl("get", "-n", namespace, "kopfpeering", "corescale",
-                                     "-o", "json"))
+        peering = json.loads(
+            kubectl("get", "-n", namespace, "kopfpeering", "corescale", "-o", "json")
+        )
         found: dict[str, object] = peering.get("status") or {}
         return found if len(found) == 2 else None
 
@@ -55,9 +55,13 @@ def test_only_the_highest_priority_acts_and_a_standby_takes_over(
 
     active.stop()  # a clean stop removes its peering record at once
     kubectl("scale", "-n", namespace, "corecluster/hello", "--replicas=1")
-    wait_for("the standby to take over",
-             lambda: f"{namespace}/hello: scaled 0 -> 1 workers" in standby.log(), timeout=60)
-    deployment = json.loads(kubectl("get", "-n", namespace, "deployment", "hello-pods", "-o",
-                                    "json"))
+    wait_for(
+        "the standby to take over",
+        lambda: f"{namespace}/hello: scaled 0 -> 1 workers" in standby.log(),
+        timeout=60,
+    )
+    deployment = json.loads(
+        kubectl("get", "-n", namespace, "deployment", "hello-pods", "-o", "json")
+    )
     assert deployment["spec"]["replicas"] == 1
     assert "scaled" not in active.log()

@@ -7,23 +7,22 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from tests.e2e.kube import http_get, kubectl, wait_for
-from tests.e2e.operator_fixtures import (  # noqa: F401 - fixtures
+from tests.e2e.operator_helpers import (
     OperatorProcess,
     apply,
     condition,
     corecluster,
-    crds,
     get,
     items,
-    operator,
     wait_event,
     wait_ready,
     wait_serving,
 )
+from tests.kube import http_get, kubectl, wait_for
 
 SELECTOR = "corescale.io/cluster=hello"
 
@@ -44,12 +43,15 @@ def _scale(namespace: str, replicas: int) -> None:
 
 
 def _pods(namespace: str) -> list[str]:
-    return sorted(p["metadata"]["name"] for p in items(namespace, "pods", SELECTOR)
-                  if not p["metadata"].get("deletionTimestamp"))
+    return sorted(
+        p["metadata"]["name"]
+        for p in items(namespace, "pods", SELECTOR)
+        if not p["metadata"].get("deletionTimestamp")
+    )
 
 
 @pytest.mark.e2e
-def test_kubectl_scale_in_pods_mode(operator: OperatorProcess, namespace: str) -> None:  # noqa: F811
+def test_kubectl_scale_in_pods_mode(operator: OperatorProcess, namespace: str) -> None:
     apply(namespace, corecluster("hello", replicas=1))
     wait_ready(namespace, "hello", workers=1)
 
@@ -67,12 +69,13 @@ def test_kubectl_scale_in_pods_mode(operator: OperatorProcess, namespace: str) -
 
 
 @pytest.mark.e2e
-def test_kubectl_scale_in_prefork_mode(operator: OperatorProcess, namespace: str) -> None:  # noqa: F811
+def test_kubectl_scale_in_prefork_mode(operator: OperatorProcess, namespace: str) -> None:
     apply(namespace, corecluster("hello", mode="prefork", workersPerPod=2, replicas=2))
     cc = wait_ready(namespace, "hello", workers=2)
     assert cc["status"]["pods"] == 1
     container = get(namespace, "deployment", "hello-prefork")["spec"]["template"]["spec"][
-        "containers"][0]
+        "containers"
+    ][0]
     assert container["args"] == ["--mode", "prefork", "--workers", "2", "--bind", "0.0.0.0:8080"]
     assert container["resources"]["limits"]["cpu"] == "2"
     assert container["resources"]["requests"]["cpu"] == "200m"
@@ -83,8 +86,13 @@ def test_kubectl_scale_in_prefork_mode(operator: OperatorProcess, namespace: str
     assert get(namespace, "deployment", "hello-prefork")["spec"]["replicas"] == 2
     _scaled_event(namespace, "scaled 2 -> 4 workers", BY_KUBECTL)
     # The scale subresource reports workers, so kubectl and an HPA see them.
-    scale = json.loads(kubectl("get", "--raw", f"/apis/corescale.io/v1alpha1/namespaces/"
-                               f"{namespace}/coreclusters/hello/scale"))
+    scale = json.loads(
+        kubectl(
+            "get",
+            "--raw",
+            f"/apis/corescale.io/v1alpha1/namespaces/{namespace}/coreclusters/hello/scale",
+        )
+    )
     assert scale["spec"]["replicas"] == 3
     assert scale["status"]["replicas"] == 4
     assert scale["status"]["selector"] == SELECTOR
@@ -92,28 +100,41 @@ def test_kubectl_scale_in_prefork_mode(operator: OperatorProcess, namespace: str
 
 @pytest.mark.e2e
 def test_a_horizontal_pod_autoscaler_scales_through_the_scale_subresource(
-    operator: OperatorProcess, namespace: str  # noqa: F811
+    operator: OperatorProcess, namespace: str
 ) -> None:
     """Without metrics the HPA still reads the scale and enforces minReplicas."""
     apply(namespace, corecluster("hello", replicas=1))
     wait_ready(namespace, "hello", workers=1)
-    apply(namespace, {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "hello"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "corescale.io/v1alpha1", "kind": "CoreCluster",
-                               "name": "hello"},
-            "minReplicas": 2,
-            "maxReplicas": 3,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+    apply(
+        namespace,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "hello"},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "corescale.io/v1alpha1",
+                    "kind": "CoreCluster",
+                    "name": "hello",
+                },
+                "minReplicas": 2,
+                "maxReplicas": 3,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
         },
-    })
+    )
     wait_ready(namespace, "hello", workers=2)
     assert get(namespace, "corecluster", "hello")["spec"]["replicas"] == 2
 
-    def hpa_saw_the_scale() -> dict[str, object] | None:
+    def hpa_saw_the_scale() -> dict[str, Any] | None:
         hpa = get(namespace, "hpa", "hello")
         able = condition(hpa, "AbleToScale")
         if able.get("status") == "True" and hpa["status"].get("currentReplicas") == 2:
@@ -146,7 +167,7 @@ class _Traffic(threading.Thread):
 
 
 @pytest.mark.e2e
-def test_switching_mode_keeps_serving(operator: OperatorProcess, namespace: str) -> None:  # noqa: F811
+def test_switching_mode_keeps_serving(operator: OperatorProcess, namespace: str) -> None:
     # The default drain (5 s), not the tests' short one: kube-proxy must
     # have dropped a stopping pod before it stops serving.
     apply(namespace, corecluster("hello", replicas=2, drainSeconds=5))
@@ -155,14 +176,21 @@ def test_switching_mode_keeps_serving(operator: OperatorProcess, namespace: str)
     traffic.start()
     try:
         wait_for("traffic to flow", lambda: traffic.ok > 10, timeout=30)
-        apply(namespace, corecluster("hello", replicas=2, drainSeconds=5, mode="prefork",
-                                     workersPerPod=2))
+        apply(
+            namespace,
+            corecluster("hello", replicas=2, drainSeconds=5, mode="prefork", workersPerPod=2),
+        )
         cc = wait_ready(namespace, "hello", workers=2)
-        wait_for("the pods Deployment to go",
-                 lambda: not items(namespace, "deployments", SELECTOR + ",corescale.io/mode=pods"),
-                 timeout=120)
-        wait_for("only prefork pods", lambda: all(
-            "prefork" in name for name in _pods(namespace)), timeout=120)
+        wait_for(
+            "the pods Deployment to go",
+            lambda: not items(namespace, "deployments", SELECTOR + ",corescale.io/mode=pods"),
+            timeout=120,
+        )
+        wait_for(
+            "only prefork pods",
+            lambda: all("prefork" in name for name in _pods(namespace)),
+            timeout=120,
+        )
         served_during_switch = traffic.ok
     finally:
         traffic.stopping.set()

@@ -7,7 +7,8 @@ and forgotten in the other fails here rather than on a user's cluster.
 
 from __future__ import annotations
 
-import os
+import importlib.util
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,14 +16,16 @@ import yaml
 
 from tests.charttools import (
     CHART,
-    CRD_DIR,
     MANIFESTS,
     OPERATOR_NS,
+    ROOT,
     find,
+    helm_template,
     identities,
     kustomize,
     render,
     source_crds,
+    tool,
     without_helm_labels,
 )
 
@@ -59,13 +62,36 @@ def test_kustomize_gives_the_same_objects_as_the_chart() -> None:
         assert _strip(obj) == _strip(chart_objects[key]), f"{key}: manifests/ and chart differ"
 
 
-def test_the_chart_reads_the_crds_from_manifests_crd() -> None:
-    """One source of truth: the chart's files/crd is a link to manifests/crd,
-    not a copy that could fall behind."""
-    link = CHART / "files" / "crd"
-    assert link.is_symlink()
-    assert os.path.realpath(link) == os.path.realpath(CRD_DIR)
-    assert source_crds(), "manifests/crd holds no CRD"
+def _generate() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "hack" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_chart_crd_templates_are_generated_from_manifests_crd() -> None:
+    """One source of truth: the chart's CRD templates are what hack/generate.py
+    makes of manifests/crd, not copies that could fall behind."""
+    templates = _generate().crd_templates()
+    assert sorted(path.name for path in templates) == sorted(
+        f"crd-{crd['metadata']['name']}.yaml" for crd in source_crds()
+    )
+    on_disk = sorted((CHART / "templates").glob("crd-*.yaml"))
+    assert on_disk == sorted(templates), "a CRD template without a source in manifests/crd"
+    for path, text in templates.items():
+        assert path.read_text() == text, (
+            f"{path.name} is stale: run python hack/generate.py --write"
+        )
+
+
+def test_manifests_are_what_the_chart_generates() -> None:
+    """manifests/manager and manifests/rbac are `helm template` of the chart."""
+    tool("helm")
+    for path, text in _generate().manifests(helm_template().stdout).items():
+        assert path.read_text() == text, (
+            f"{path.relative_to(ROOT)} is stale: run python hack/generate.py --write"
+        )
 
 
 def test_kustomize_installs_every_crd_of_manifests_crd() -> None:

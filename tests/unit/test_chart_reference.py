@@ -100,6 +100,6 @@ def test_readme_links_the_other_documents_and_covers_the_usage() -> None:
         "**Autoscale.**",
         "**Upgrade**",
         "**Uninstall.**",
-        "kind load docker-image corescale:dev",
+        "kind load docker-image corescale-worker:dev corescale-operator:dev",
     ):
         assert topic in readme, topic

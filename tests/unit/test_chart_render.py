@@ -6,6 +6,7 @@ is checked is what `helm install` would send to the API server.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,6 @@ import pytest
 from corescale.operator import settings
 from tests.charttools import (
     OPERATOR_NS,
-    ROOT,
     container_env,
     find,
     identities,
@@ -72,7 +72,7 @@ def test_operator_deployment_is_one_recreated_restricted_pod() -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     assert container["command"] == ["corescale-operator"]
-    assert container["image"] == "corescale:dev"
+    assert container["image"] == "corescale-operator:dev"
     assert container["imagePullPolicy"] == "IfNotPresent"
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
@@ -101,7 +101,7 @@ def test_probes_hit_kopfs_liveness_endpoint_on_the_port_the_operator_listens_on(
 def test_every_environment_variable_is_a_setting_the_operator_reads() -> None:
     """The chart configures the operator only through operator/settings.py:
     a variable it does not read would be a value that silently does nothing."""
-    source = (ROOT / "operator" / "settings.py").read_text()
+    source = Path(settings.__file__).read_text()
     env = container_env(_deployment(render()))
     assert env, "the operator container has no environment"
     for name in env:
@@ -127,8 +127,8 @@ def test_values_reach_the_operators_settings() -> None:
     assert loaded.resync_seconds == 15
     assert loaded.peering == ""
     assert loaded.clusterwide
-    # CoreClusters without an image run the operator's own image.
-    assert loaded.worker_image == "registry.example/corescale:1.2.3"
+    # CoreClusters without an image run the worker image, not the operator's.
+    assert loaded.worker_image == "corescale-worker:dev"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example/corescale:1.2.3"
 
@@ -272,4 +272,3 @@ def test_an_existing_service_account_is_used_without_creating_one() -> None:
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
     kinds = {o["kind"] for o in render("--set", "rbac.create=false")}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-

@@ -12,7 +12,10 @@ from corescale.operator import logs
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "corescale.operator", *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env=os.environ | {"KUBECONFIG": "/nonexistent"} | env,
     )
 
@@ -30,8 +33,15 @@ def test_a_bad_setting_is_named_and_stops_the_operator() -> None:
 
 
 def test_json_logs_are_one_object_per_line() -> None:
-    record = logging.LogRecord("corescale.operator.reconcile", logging.INFO, __file__, 1,
-                               "%s/%s: scaled 2 -> 4 workers", ("ns", "hello"), None)
+    record = logging.LogRecord(
+        "corescale.operator.reconcile",
+        logging.INFO,
+        __file__,
+        1,
+        "%s/%s: scaled 2 -> 4 workers",
+        ("ns", "hello"),
+        None,
+    )
     entry = json.loads(logs.JsonFormatter().format(record))
     assert entry["message"] == "ns/hello: scaled 2 -> 4 workers"
     assert entry["level"] == "info"

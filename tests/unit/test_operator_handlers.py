@@ -13,30 +13,39 @@ def test_register_wires_every_trigger() -> None:
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
     assert {h.id for h in registry._indexing.get_all_handlers()} == {
-        "cc_index", "deployment_index", "service_index", "budget_index", "pod_index"}
+        "cc_index",
+        "deployment_index",
+        "service_index",
+        "budget_index",
+        "pod_index",
+    }
     assert [h.id for h in registry._changing.get_all_handlers()] == ["reconcile"] * 3
     # No timers or daemons: kopf would put a finalizer on every CoreCluster.
     assert not registry._spawning.get_all_handlers()
     assert not any(h.requires_finalizer for h in registry._changing.get_all_handlers())
-    watching = [h.id for h in registry._watching.get_all_handlers()]
+    watching = [str(h.id) for h in registry._watching.get_all_handlers()]
     assert watching.count("on_child_event") == 4
 
 
 def test_observed_picks_this_clusters_children_by_mode() -> None:
     key = ("shop", "hello")
     indexes = {
-        "deployment_index": {key: [
-            _obj("hello-pods", **{"corescale.io/mode": "pods"}),
-            _obj("hello-prefork", **{"corescale.io/mode": "prefork"}),
-            _obj("someone-elses", **{"corescale.io/mode": "pods"}),
-        ]},
+        "deployment_index": {
+            key: [
+                _obj("hello-pods", **{"corescale.io/mode": "pods"}),
+                _obj("hello-prefork", **{"corescale.io/mode": "prefork"}),
+                _obj("someone-elses", **{"corescale.io/mode": "pods"}),
+            ]
+        },
         "service_index": {key: [_obj("other"), _obj("hello")]},
         "budget_index": {},
         "pod_index": {key: [_obj("hello-pods-1"), _obj("hello-pods-2")]},
     }
     seen = handlers.observed(key, indexes)
     assert {mode: d["metadata"]["name"] for mode, d in seen.deployments.items()} == {
-        "pods": "hello-pods", "prefork": "hello-prefork"}
+        "pods": "hello-pods",
+        "prefork": "hello-prefork",
+    }
     assert seen.service is not None and seen.service["metadata"]["name"] == "hello"
     assert seen.disruption_budget is None
     assert len(seen.pods) == 2
@@ -50,8 +59,11 @@ def test_indexed_copies_drop_managed_fields_except_for_coreclusters() -> None:
 
 
 def test_pod_summary_keeps_only_what_status_reads() -> None:
-    pod = {"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"containers": []},
-           "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}]}}
+    pod = {
+        "metadata": {"name": "p", "labels": {"a": "b"}},
+        "spec": {"containers": []},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}]},
+    }
     assert handlers._pod_summary(pod) == {
         "metadata": {"name": "p"},
         "status": {"conditions": [{"type": "PodScheduled"}], "containerStatuses": []},

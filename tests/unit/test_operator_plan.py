@@ -20,9 +20,13 @@ def _as_stored(desired: dict[str, Any], ready: int | None = None) -> dict[str, A
         replicas = desired["spec"]["replicas"]
         ready = replicas if ready is None else ready
         stored["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
-        stored["status"] = {"observedGeneration": 2, "replicas": replicas,
-                            "updatedReplicas": replicas, "readyReplicas": ready,
-                            "availableReplicas": ready}
+        stored["status"] = {
+            "observedGeneration": 2,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        }
     return stored
 
 
@@ -60,8 +64,9 @@ def test_a_new_generation_reapplies_silently_when_nothing_differs() -> None:
 def test_scaling_is_worded_with_who_did_it() -> None:
     before = spec.parse({"replicas": 2}, "i")
     after = spec.parse({"replicas": 4}, "i")
-    actions = plan.actions(OWNER, after, _steady(before), spec_changed=True, first=False,
-                           scaled_by="kubectl scale")
+    actions = plan.actions(
+        OWNER, after, _steady(before), spec_changed=True, first=False, scaled_by="kubectl scale"
+    )
     assert actions[0].reason == "Scaled"
     assert actions[0].message == "scaled 2 -> 4 workers (kubectl scale)"
     assert actions[0].body["spec"]["replicas"] == 4
@@ -88,8 +93,9 @@ def test_drift_is_put_back_and_said_so() -> None:
 
 def test_a_deleted_service_is_recreated() -> None:
     parsed = spec.parse({}, "i")
-    observed = Observed(deployments=_steady(parsed).deployments,
-                        disruption_budget=_steady(parsed).disruption_budget)
+    observed = Observed(
+        deployments=_steady(parsed).deployments, disruption_budget=_steady(parsed).disruption_budget
+    )
     actions = plan.actions(OWNER, parsed, observed, spec_changed=False, first=False)
     assert [(a.body["kind"], a.reason) for a in actions] == [("Service", "Repaired")]
     assert actions[0].message == "re-created Service hello: it had been deleted"
@@ -107,33 +113,76 @@ def test_mode_switch_keeps_the_old_pods_until_the_new_ones_are_ready() -> None:
     assert "delete" not in [a.verb for a in starting]
 
     new_not_ready = _as_stored(render.deployment(OWNER, prefork), ready=1)
-    half = Observed(deployments={"pods": old.deployments["pods"], "prefork": new_not_ready},
-                    service=old.service, disruption_budget=old.disruption_budget)
-    assert "delete" not in [a.verb for a in
-                            plan.actions(OWNER, prefork, half, spec_changed=False, first=False)]
+    half = Observed(
+        deployments={"pods": old.deployments["pods"], "prefork": new_not_ready},
+        service=old.service,
+        disruption_budget=old.disruption_budget,
+    )
+    assert "delete" not in [
+        a.verb for a in plan.actions(OWNER, prefork, half, spec_changed=False, first=False)
+    ]
 
     new_ready = _as_stored(render.deployment(OWNER, prefork))
-    done = Observed(deployments={"pods": old.deployments["pods"], "prefork": new_ready},
-                    service=old.service, disruption_budget=old.disruption_budget)
+    done = Observed(
+        deployments={"pods": old.deployments["pods"], "prefork": new_ready},
+        service=old.service,
+        disruption_budget=old.disruption_budget,
+    )
     actions = plan.actions(OWNER, prefork, done, spec_changed=False, first=False)
     assert [(a.verb, a.body["metadata"]["name"]) for a in actions] == [("delete", "hello-pods")]
     assert actions[0].reason == "SwitchedMode"
 
 
 def test_who_changed_replicas_from_managed_fields() -> None:
-    replicas = {"f:spec": {"f:replicas": {}}}
+    replicas: dict[str, Any] = {"f:spec": {"f:replicas": {}}}
     assert plan.replicas_changed_by([]) == "kubectl scale or an autoscaler"
-    assert plan.replicas_changed_by([
-        {"manager": "kubectl-client-side-apply", "time": "2026-01-01T00:00:00Z",
-         "fieldsV1": replicas},
-        {"manager": "kubectl", "subresource": "scale", "time": "2026-01-01T00:00:05Z",
-         "fieldsV1": replicas},
-    ]) == "kubectl scale"
-    assert plan.replicas_changed_by([
-        {"manager": "kube-controller-manager", "subresource": "scale", "time": "t",
-         "fieldsV1": replicas},
-    ]) == "autoscaler"
-    assert plan.replicas_changed_by([
-        {"manager": "kubectl-client-side-apply", "time": "t", "fieldsV1": replicas},
-        {"manager": "other", "time": "t", "fieldsV1": {"f:spec": {"f:image": {}}}},
-    ]) == "kubectl apply"
+    assert (
+        plan.replicas_changed_by(
+            [
+                {
+                    "manager": "kubectl-client-side-apply",
+                    "time": "2026-01-01T00:00:00Z",
+                    "fieldsV1": replicas,
+                },
+                {
+                    "manager": "kubectl",
+                    "subresource": "scale",
+                    "time": "2026-01-01T00:00:05Z",
+                    "fieldsV1": replicas,
+                },
+            ]
+        )
+        == "kubectl scale"
+    )
+    assert (
+        plan.replicas_changed_by(
+            [
+                {
+                    "manager": "kube-controller-manager",
+                    "subresource": "scale",
+                    "time": "t",
+                    "fieldsV1": replicas,
+                },
+            ]
+        )
+        == "autoscaler"
+    )
+    assert (
+        plan.replicas_changed_by(
+            [
+                {"manager": "kubectl-client-side-apply", "time": "t", "fieldsV1": replicas},
+                {"manager": "other", "time": "t", "fieldsV1": {"f:spec": {"f:image": {}}}},
+            ]
+        )
+        == "kubectl apply"
+    )
+
+
+def test_a_deployment_rendered_by_the_caller_is_the_one_applied() -> None:
+    """A reconcile renders the Deployment once and hands it to the plan."""
+    parsed = spec.parse({"replicas": 3}, "i")
+    rendered = render.deployment(OWNER, parsed)
+    actions = plan.actions(
+        OWNER, parsed, Observed(), spec_changed=True, first=True, deployment=rendered
+    )
+    assert next(a.body for a in actions if a.body["kind"] == "Deployment") is rendered

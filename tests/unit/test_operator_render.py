@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from corescale.operator import render, spec
+from corescale.operator import names, render, spec
 
 OWNER = render.Owner("hello", "shop", "0f0e-uid")
 
@@ -13,7 +13,7 @@ def _container(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_pods_mode_is_one_single_worker_per_pod_at_one_cpu() -> None:
-    deployment = render.deployment(OWNER, spec.parse({"replicas": 3}, "corescale:dev"))
+    deployment = render.deployment(OWNER, spec.parse({"replicas": 3}, "corescale-worker:dev"))
     assert deployment["metadata"]["name"] == "hello-pods"
     assert deployment["spec"]["replicas"] == 3
     container = _container(deployment)
@@ -23,27 +23,40 @@ def test_pods_mode_is_one_single_worker_per_pod_at_one_cpu() -> None:
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "256Mi"},
     }
-    assert deployment["metadata"]["annotations"][render.WORKERS_ANNOTATION] == "3"
+    assert deployment["metadata"]["annotations"][names.WORKERS_ANNOTATION] == "3"
 
 
 def test_prefork_mode_packs_workers_per_pod() -> None:
     parsed = spec.parse(
-        {"mode": "prefork", "replicas": 5, "workersPerPod": 2, "app": "shop.web:create_app",
-         "port": 9000, "cpu": "500m"},
-        "corescale:dev",
+        {
+            "mode": "prefork",
+            "replicas": 5,
+            "workersPerPod": 2,
+            "app": "shop.web:create_app",
+            "port": 9000,
+            "cpu": "500m",
+        },
+        "corescale-worker:dev",
     )
     deployment = render.deployment(OWNER, parsed)
     assert deployment["metadata"]["name"] == "hello-prefork"
     assert deployment["spec"]["replicas"] == 3
     container = _container(deployment)
     assert container["args"] == [
-        "shop.web:create_app", "--mode", "prefork", "--workers", "2", "--bind", "0.0.0.0:9000"
+        "shop.web:create_app",
+        "--mode",
+        "prefork",
+        "--workers",
+        "2",
+        "--bind",
+        "0.0.0.0:9000",
     ]
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
     assert container["resources"]["requests"]["cpu"] == "200m"
     assert container["ports"][0]["containerPort"] == 9000
     assert deployment["metadata"]["annotations"] == {
-        render.WORKERS_ANNOTATION: "6", render.WORKERS_PER_POD_ANNOTATION: "2"
+        names.WORKERS_ANNOTATION: "6",
+        names.WORKERS_PER_POD_ANNOTATION: "2",
     }
 
 
@@ -93,9 +106,15 @@ def test_rollouts_never_take_a_pod_away_first() -> None:
 
 
 def test_user_env_follows_the_operator_env() -> None:
-    parsed = spec.parse({"env": [{"name": "CORESCALE_ACCESS_LOG", "value": "1"},
-                                 {"name": "TOKEN", "valueFrom": {"secretKeyRef": {
-                                     "name": "s", "key": "k"}}}]}, "i")
+    parsed = spec.parse(
+        {
+            "env": [
+                {"name": "CORESCALE_ACCESS_LOG", "value": "1"},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ]
+        },
+        "i",
+    )
     env = _container(render.deployment(OWNER, parsed))["env"]
     assert [e["name"] for e in env][-2:] == ["CORESCALE_ACCESS_LOG", "TOKEN"]
     assert env[-1]["valueFrom"] == {"secretKeyRef": {"name": "s", "key": "k"}}
@@ -103,13 +122,21 @@ def test_user_env_follows_the_operator_env() -> None:
 
 def test_everything_is_owned_by_the_corecluster() -> None:
     parsed = spec.parse({}, "i")
-    for obj in (render.deployment(OWNER, parsed), render.service(OWNER, parsed),
-                render.disruption_budget(OWNER)):
+    for obj in (
+        render.deployment(OWNER, parsed),
+        render.service(OWNER, parsed),
+        render.disruption_budget(OWNER),
+    ):
         assert obj["metadata"]["namespace"] == "shop"
         (ref,) = obj["metadata"]["ownerReferences"]
-        assert ref == {"apiVersion": "corescale.io/v1alpha1", "kind": "CoreCluster",
-                       "name": "hello", "uid": "0f0e-uid", "controller": True,
-                       "blockOwnerDeletion": True}
+        assert ref == {
+            "apiVersion": "corescale.io/v1alpha1",
+            "kind": "CoreCluster",
+            "name": "hello",
+            "uid": "0f0e-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
 
 def test_service_forwards_its_port_to_the_named_worker_port() -> None:

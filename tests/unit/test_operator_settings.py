@@ -7,7 +7,7 @@ from corescale.operator import settings
 
 def test_defaults_watch_everything_with_peering() -> None:
     loaded = settings.load({})
-    assert loaded.worker_image == "corescale:dev"
+    assert loaded.worker_image == "corescale-worker:dev"
     assert loaded.clusterwide and loaded.namespaces == ()
     assert loaded.log_format == "text" and loaded.log_level == "info"
     assert loaded.peering == "corescale"
@@ -16,16 +16,18 @@ def test_defaults_watch_everything_with_peering() -> None:
 
 
 def test_every_variable_is_read() -> None:
-    loaded = settings.load({
-        "CORESCALE_WORKER_IMAGE": "registry.example/corescale:1.2",
-        "CORESCALE_NAMESPACES": " team-b, team-a ,,team-b",
-        "CORESCALE_LOG_FORMAT": "JSON",
-        "CORESCALE_LOG_LEVEL": "debug",
-        "CORESCALE_PEERING": "",
-        "CORESCALE_PEERING_PRIORITY": "7",
-        "CORESCALE_LIVENESS": "",
-        "CORESCALE_RESYNC_SECONDS": "5",
-    })
+    loaded = settings.load(
+        {
+            "CORESCALE_WORKER_IMAGE": "registry.example/corescale:1.2",
+            "CORESCALE_NAMESPACES": " team-b, team-a ,,team-b",
+            "CORESCALE_LOG_FORMAT": "JSON",
+            "CORESCALE_LOG_LEVEL": "debug",
+            "CORESCALE_PEERING": "",
+            "CORESCALE_PEERING_PRIORITY": "7",
+            "CORESCALE_LIVENESS": "",
+            "CORESCALE_RESYNC_SECONDS": "5",
+        }
+    )
     assert loaded.worker_image == "registry.example/corescale:1.2"
     assert loaded.namespaces == ("team-a", "team-b") and not loaded.clusterwide
     assert loaded.log_format == "json" and loaded.log_level == "debug"

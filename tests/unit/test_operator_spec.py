@@ -12,8 +12,8 @@ CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_corecluste
 
 
 def test_empty_spec_gets_every_default() -> None:
-    parsed = spec.parse({}, "corescale:dev")
-    assert parsed.image == "corescale:dev"
+    parsed = spec.parse({}, "corescale-worker:dev")
+    assert parsed.image == "corescale-worker:dev"
     assert parsed.mode == "pods" and parsed.replicas == 1 and parsed.workers_per_pod == 1
     assert parsed.port == 8080
     assert str(parsed.cpu) == "1" and str(parsed.cpu_request) == "100m"
@@ -40,6 +40,43 @@ def test_defaults_agree_with_the_crd() -> None:
     assert service["type"]["default"] == parsed.service.type
     assert service["port"]["default"] == parsed.service.port
     assert set(props["mode"]["enum"]) == set(spec.MODES)
+
+
+def _spec_schema() -> dict[str, Any]:
+    schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props: dict[str, Any] = schema["properties"]["spec"]["properties"]
+    return props
+
+
+def test_integer_bounds_agree_with_the_crd() -> None:
+    """What the API server admits is what spec.parse admits, bound for bound."""
+    props = _spec_schema()
+    in_crd = {
+        key: (props[key]["minimum"], props[key]["maximum"])
+        for key in props
+        if props[key].get("type") == "integer"
+    }
+    service = props["service"]["properties"]["port"]
+    in_crd["service.port"] = (service["minimum"], service["maximum"])
+    assert in_crd == spec.BOUNDS
+    for key, (low, high) in spec.BOUNDS.items():
+        where: dict[str, Any] = {"mode": "prefork", "workersPerPod": 1}
+        *outer, name = key.split(".")
+        target: dict[str, Any] = where if not outer else where.setdefault(outer[0], {})
+        for value in (low, high):
+            target[name] = value
+            spec.parse(where, "img")
+        for value in (low - 1, high + 1):
+            target[name] = value
+            with pytest.raises(spec.SpecError, match=name):
+                spec.parse(where, "img")
+
+
+def test_enums_agree_with_the_crd() -> None:
+    props = _spec_schema()
+    assert props["mode"]["enum"] == list(spec.MODES)
+    assert props["imagePullPolicy"]["enum"] == list(spec.PULL_POLICIES)
+    assert props["service"]["properties"]["type"]["enum"] == list(spec.SERVICE_TYPES)
 
 
 @pytest.mark.parametrize(

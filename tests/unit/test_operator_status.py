@@ -9,13 +9,20 @@ OWNER = render.Owner("hello", "default", "uid-1")
 NOW = "2026-11-25T11:00:00Z"
 
 
-def _deployment(parsed: spec.CoreClusterSpec, ready: int, replicas: int | None = None,
-                **extra_status: Any) -> dict[str, Any]:
+def _deployment(
+    parsed: spec.CoreClusterSpec, ready: int, replicas: int | None = None, **extra_status: Any
+) -> dict[str, Any]:
     stored = copy.deepcopy(render.deployment(OWNER, parsed))
     stored["metadata"]["generation"] = 1
     count = parsed.pods if replicas is None else replicas
-    stored["status"] = {"observedGeneration": 1, "replicas": count, "updatedReplicas": count,
-                        "readyReplicas": ready, "availableReplicas": ready, **extra_status}
+    stored["status"] = {
+        "observedGeneration": 1,
+        "replicas": count,
+        "updatedReplicas": count,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        **extra_status,
+    }
     return stored
 
 
@@ -23,19 +30,27 @@ def _conditions(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in result["conditions"]}
 
 
-def _compute(parsed: spec.CoreClusterSpec, observed: status.Observed,
-             previous: list[dict[str, Any]] | None = None, **kw: Any) -> dict[str, Any]:
+def _compute(
+    parsed: spec.CoreClusterSpec,
+    observed: status.Observed,
+    previous: list[dict[str, Any]] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     return status.compute(OWNER, parsed, 3, observed, previous=previous or [], now=NOW, **kw)
 
 
 def test_all_ready_is_ready_and_counts_workers() -> None:
     parsed = spec.parse({"mode": "prefork", "replicas": 4, "workersPerPod": 2}, "i")
-    observed = status.Observed(deployments={"prefork": _deployment(parsed, ready=2)},
-                               service={"metadata": {"name": "hello"}})
+    observed = status.Observed(
+        deployments={"prefork": _deployment(parsed, ready=2)},
+        service={"metadata": {"name": "hello"}},
+    )
     result = _compute(parsed, observed)
-    assert _conditions(result) == {"Ready": ("True", "AllWorkersReady"),
-                                   "Progressing": ("False", "Complete"),
-                                   "Degraded": ("False", "AsExpected")}
+    assert _conditions(result) == {
+        "Ready": ("True", "AllWorkersReady"),
+        "Progressing": ("False", "Complete"),
+        "Degraded": ("False", "AsExpected"),
+    }
     assert (result["replicas"], result["readyReplicas"]) == (4, 4)
     assert (result["pods"], result["readyPods"]) == (2, 2)
     assert result["selector"] == "corescale.io/cluster=hello"
@@ -45,8 +60,9 @@ def test_all_ready_is_ready_and_counts_workers() -> None:
 
 def test_partly_ready_is_progressing() -> None:
     parsed = spec.parse({"replicas": 3}, "i")
-    observed = status.Observed(deployments={"pods": _deployment(parsed, ready=1)},
-                               service={"metadata": {"name": "hello"}})
+    observed = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=1)}, service={"metadata": {"name": "hello"}}
+    )
     result = _compute(parsed, observed)
     assert _conditions(result)["Ready"][0] == "False"
     assert _conditions(result)["Progressing"][0] == "True"
@@ -60,17 +76,31 @@ def test_nothing_yet_is_creating() -> None:
 
 def test_scaled_to_zero_is_ready() -> None:
     parsed = spec.parse({"replicas": 0}, "i")
-    observed = status.Observed(deployments={"pods": _deployment(parsed, ready=0)},
-                               service={"metadata": {"name": "hello"}})
+    observed = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=0)}, service={"metadata": {"name": "hello"}}
+    )
     assert _conditions(_compute(parsed, observed))["Ready"] == ("True", "ScaledToZero")
 
 
 def test_image_pull_failure_is_degraded_with_the_pod_message() -> None:
     parsed = spec.parse({"image": "nope:1"}, "i")
-    pod = {"metadata": {"name": "hello-pods-abc"}, "status": {"containerStatuses": [
-        {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling"}}}]}}
-    observed = status.Observed(deployments={"pods": _deployment(parsed, ready=0)},
-                               service={"metadata": {"name": "hello"}}, pods=[pod])
+    pod = {
+        "metadata": {"name": "hello-pods-abc"},
+        "status": {
+            "containerStatuses": [
+                {
+                    "state": {
+                        "waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling"}
+                    }
+                }
+            ]
+        },
+    }
+    observed = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=0)},
+        service={"metadata": {"name": "hello"}},
+        pods=[pod],
+    )
     result = _compute(parsed, observed)
     degraded = next(c for c in result["conditions"] if c["type"] == "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "ImagePullBackOff")
@@ -79,12 +109,24 @@ def test_image_pull_failure_is_degraded_with_the_pod_message() -> None:
 
 def test_quota_and_deadline_are_degraded() -> None:
     parsed = spec.parse({"replicas": 2}, "i")
-    failing = _deployment(parsed, ready=0, conditions=[
-        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-         "message": "exceeded quota"},
-        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-         "message": "too slow"},
-    ])
+    failing = _deployment(
+        parsed,
+        ready=0,
+        conditions=[
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": "exceeded quota",
+            },
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "too slow",
+            },
+        ],
+    )
     observed = status.Observed(deployments={"pods": failing}, service={"metadata": {}})
     result = _compute(parsed, observed)
     conditions = _conditions(result)
@@ -94,8 +136,11 @@ def test_quota_and_deadline_are_degraded() -> None:
 
 
 def test_apply_error_is_degraded() -> None:
-    result = _compute(spec.parse({}, "i"), status.Observed(),
-                      error=status.Problem("ApplyFailed", "apply Deployment: forbidden"))
+    result = _compute(
+        spec.parse({}, "i"),
+        status.Observed(),
+        error=status.Problem("ApplyFailed", "apply Deployment: forbidden"),
+    )
     assert _conditions(result)["Degraded"] == ("True", "ApplyFailed")
 
 
@@ -113,19 +158,27 @@ def test_mode_switch_is_not_ready_until_the_old_deployment_is_gone() -> None:
 
 def test_transition_time_only_moves_when_the_status_changes() -> None:
     parsed = spec.parse({}, "i")
-    previous = [{"type": "Ready", "status": "False", "lastTransitionTime": "earlier"},
-                {"type": "Degraded", "status": "False", "lastTransitionTime": "earlier"}]
-    observed = status.Observed(deployments={"pods": _deployment(parsed, ready=1)},
-                               service={"metadata": {}})
-    times = {c["type"]: c["lastTransitionTime"]
-             for c in _compute(parsed, observed, previous)["conditions"]}
+    previous = [
+        {"type": "Ready", "status": "False", "lastTransitionTime": "earlier"},
+        {"type": "Degraded", "status": "False", "lastTransitionTime": "earlier"},
+    ]
+    observed = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=1)}, service={"metadata": {}}
+    )
+    times = {
+        c["type"]: c["lastTransitionTime"]
+        for c in _compute(parsed, observed, previous)["conditions"]
+    }
     assert times == {"Ready": NOW, "Degraded": "earlier", "Progressing": NOW}
 
 
 def test_invalid_spec_status() -> None:
     result = status.invalid(4, "spec.app must be module:factory", [], NOW)
     assert {c["type"]: c["reason"] for c in result["conditions"]} == {
-        "Ready": "InvalidSpec", "Progressing": "InvalidSpec", "Degraded": "InvalidSpec"}
+        "Ready": "InvalidSpec",
+        "Progressing": "InvalidSpec",
+        "Degraded": "InvalidSpec",
+    }
     assert result["observedGeneration"] == 4
 
 
@@ -134,3 +187,15 @@ def test_contains_is_a_subset_check() -> None:
     assert not status.contains({"b": [{"x": 1}, {"x": 2}]}, {"b": [{"x": 1}]})
     assert not status.contains({"a": 1}, {"a": 2})
     assert not status.contains({}, {"a": None})
+
+
+def test_a_deployment_rendered_by_the_caller_decides_rolled_out() -> None:
+    """The status compares the observed Deployment with the one the caller rendered."""
+    parsed = spec.parse({"replicas": 2}, "i")
+    running = _deployment(parsed, ready=2)
+    observed = status.Observed(
+        deployments={"pods": running}, service={"metadata": {"name": "hello"}}
+    )
+    assert _conditions(_compute(parsed, observed))["Progressing"][0] == "False"
+    newer = render.deployment(OWNER, spec.parse({"replicas": 2, "port": 9000}, "i"))
+    assert _conditions(_compute(parsed, observed, deployment=newer))["Progressing"][0] == "True"

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from corescale.worker.cli import resolve_mode
-from corescale.worker.config import DEMO_APP, Accept, Mode, load_config, parse_bind
+from corescale.worker.config import (
+    DEMO_APP,
+    SETTINGS,
+    Accept,
+    Config,
+    Mode,
+    build_parser,
+    load_config,
+    parse_bind,
+    settings_table,
+)
 from corescale.worker.errors import ExitCode, UsageError
 
 
@@ -65,7 +77,8 @@ def test_environment_fills_what_the_command_line_leaves_out() -> None:
 def test_bad_values_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError) as caught:
         load_config(argv, env={})
-    assert caught.value.exit_code == ExitCode.USAGE == 2
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert int(caught.value.exit_code) == 2
 
 
 def test_parse_bind_forms() -> None:
@@ -91,3 +104,19 @@ def test_resolve_mode(
 ) -> None:
     monkeypatch.setattr("corescale.worker.cgroup.available_cpus", lambda: cpus)
     assert resolve_mode(load_config(argv, env={})) == expected
+
+
+def test_docs_worker_md_table_is_the_settings_table() -> None:
+    """docs/worker.md's settings are generated from SETTINGS (hack/reference.py --write)."""
+    doc = (Path(__file__).parents[2] / "docs" / "worker.md").read_text()
+    begin = doc.index("<!-- BEGIN GENERATED worker-settings")
+    block = doc[doc.index("\n", begin) + 1 : doc.index("<!-- END GENERATED worker-settings")]
+    assert block == settings_table(), "docs/worker.md is stale: run hack/reference.py --write"
+
+
+def test_every_setting_has_an_option_a_variable_and_help() -> None:
+    helps = {action.dest: action.help or "" for action in build_parser()._actions}
+    for setting in SETTINGS:
+        assert f"[{setting.variable}]" in helps[setting.name], setting.name
+    # One setting per Config field (bind is host and port).
+    assert ({s.name for s in SETTINGS} - {"bind"}) | {"host", "port"} == set(Config._fields)

@@ -9,8 +9,9 @@ import pytest
 from aiohttp import web
 
 from corescale.worker.errors import AppImportError
+from corescale.worker.exposition import render
 from corescale.worker.loader import load_factory
-from corescale.worker.metrics import FILE_NAME, SharedMetrics, SlotState
+from corescale.worker.scoreboard import FILE_NAME, Scoreboard, SlotState
 
 
 def values(page: str) -> dict[str, float]:
@@ -23,7 +24,7 @@ def values(page: str) -> dict[str, float]:
 
 
 def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
-    metrics = SharedMetrics(str(tmp_path))
+    metrics = Scoreboard(str(tmp_path))
     try:
         assert (tmp_path / FILE_NAME).exists()
         metrics.claim(0, 100)
@@ -36,11 +37,11 @@ def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
         two.request_started()
         two.request_finished(200, 20.0)
         two.request_started()  # still in flight
-        before_publishing = values(metrics.render().decode())
+        before_publishing = values(render(metrics.figures()).decode())
         one.publish()
         two.publish()
         metrics.set_workers(2)
-        page = values(metrics.render().decode())
+        page = values(render(metrics.figures()).decode())
     finally:
         metrics.close()
     assert page['corescale_requests_total{worker="0",code="200"}'] == 1
@@ -60,7 +61,7 @@ def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
 
 
 def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path) -> None:
-    metrics = SharedMetrics(str(tmp_path))
+    metrics = Scoreboard(str(tmp_path))
     try:
         metrics.claim(0, 100)
         slot = metrics.slot(0)
@@ -78,7 +79,7 @@ def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path)
         successor.request_started()
         successor.request_finished(200, 0.01)
         successor.publish()
-        page = values(metrics.render().decode())
+        page = values(render(metrics.figures()).decode())
     finally:
         metrics.close()
     assert page['corescale_requests_total{worker="0",code="200"}'] == 2
@@ -87,7 +88,7 @@ def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path)
 
 
 def test_balanced_accept_sees_only_ready_workers(tmp_path: Path) -> None:
-    metrics = SharedMetrics(str(tmp_path))
+    metrics = Scoreboard(str(tmp_path))
     try:
         for index in range(3):
             metrics.claim(index, 100 + index)
@@ -101,7 +102,7 @@ def test_balanced_accept_sees_only_ready_workers(tmp_path: Path) -> None:
 
 
 def test_a_private_folder_is_removed_and_an_unusable_one_falls_back(tmp_path: Path) -> None:
-    private = SharedMetrics(None)
+    private = Scoreboard(None)
     assert private.path is not None
     folder = os.path.dirname(private.path)
     private.close()
@@ -109,14 +110,14 @@ def test_a_private_folder_is_removed_and_an_unusable_one_falls_back(tmp_path: Pa
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    fallback = SharedMetrics(str(blocked))
+    fallback = Scoreboard(str(blocked))
     try:
         assert fallback.path is None
         fallback.claim(0, 1)
         slot = fallback.slot(0)
         slot.request_started()
         slot.publish()
-        assert b'corescale_requests_in_flight{worker="0"} 1' in fallback.render()
+        assert b'corescale_requests_in_flight{worker="0"} 1' in render(fallback.figures())
     finally:
         fallback.close()
 

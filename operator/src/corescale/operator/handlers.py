@@ -1,0 +1,260 @@
+"""The kopf handlers: thin wiring from events to :class:`Reconciler`.
+
+What wakes a reconcile:
+
+* the CoreCluster is created, changed (including ``kubectl scale`` and the
+  HPA, which change ``spec.replicas``) or found at startup (resume);
+* any event on a child (Deployment, Service, PodDisruptionBudget, or a pod):
+  this repairs drift within seconds and keeps the status current;
+* a retry every ``CORESCALE_RESYNC_SECONDS`` while the API server refuses
+  a child for reasons outside the spec (permissions, quota, admission).
+
+There is deliberately no kopf timer: kopf puts a finalizer on every object
+with a timer, and a finalizer makes deleting a CoreCluster (or its
+namespace) hang whenever the operator is not running.
+
+The children are read from kopf indexes, in-memory views that kopf keeps
+current from its watches, so a reconcile that finds nothing to change makes
+no API call at all. kopf passes each index to every handler as a keyword
+named by its id (INDEXES); handlers name the keywords they use and take the
+rest, the indexes among them, as ``**indexes``. Handlers are registered by
+:func:`register` rather than by decorators at import, so importing this
+module has no side effects and the operator runs on its own registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from corescale.operator import kube, status
+from corescale.operator.kube import KubeError
+from corescale.operator.names import CHILDREN, CLUSTER_LABEL, CORECLUSTERS, MANAGED_BY, MODE_LABEL
+from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
+from corescale.operator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OURS: dict[str, Any] = {
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    CLUSTER_LABEL: kopf.PRESENT,
+}
+Key = tuple[str, str]
+
+
+def _trimmed(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict[str, Any]:
+    """A plain copy of a watched object, without the bulky managedFields."""
+    plain = {key: value for key, value in body.items() if key != "metadata"}
+    metadata = dict(body.get("metadata", {}))
+    if not keep_managed_fields:
+        metadata.pop("managedFields", None)
+    return plain | {"metadata": metadata}
+
+
+def _pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what status.pod_problems reads, so thousands of pods cost little memory."""
+    pod_status = body.get("status") or {}
+    return {
+        "metadata": {"name": body["metadata"]["name"]},
+        "status": {
+            "conditions": pod_status.get("conditions") or [],
+            "containerStatuses": pod_status.get("containerStatuses") or [],
+        },
+    }
+
+
+def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key:
+    return (namespace or "", labels[CLUSTER_LABEL])
+
+
+def _index_corecluster(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[Key, dict[str, Any]]:
+    return {(namespace, name): _trimmed(body, keep_managed_fields=True)}
+
+
+def _index_child(
+    summary: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> Callable[..., dict[Key, dict[str, Any]]]:
+    """An indexing function that files ``summary(body)`` of a child under its CoreCluster."""
+
+    def index(
+        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    ) -> dict[Key, dict[str, Any]]:
+        return {_child_key(namespace, labels): summary(body)}
+
+    return index
+
+
+# The indexes, by the id kopf registers each under, which is also the keyword
+# under which kopf passes it to every handler: (resource, label filter, what
+# to keep of each object).
+CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX = (
+    "cc_index",
+    "deployment_index",
+    "service_index",
+    "budget_index",
+    "pod_index",
+)
+INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[..., Any]]] = {
+    CC_INDEX: (CORECLUSTERS, None, _index_corecluster),
+    DEPLOYMENT_INDEX: (CHILDREN["deployments"], OURS, _index_child(_trimmed)),
+    SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
+    BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
+    POD_INDEX: (CHILDREN["pods"], OURS, _index_child(_pod_summary)),
+}
+
+
+def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
+    """The children of one CoreCluster, from the indexes kopf passes to every handler."""
+    name = key[1]
+    deployments = {
+        d["metadata"]["labels"].get(MODE_LABEL, ""): d
+        for d in indexes[DEPLOYMENT_INDEX].get(key, ())
+        if d["metadata"]["name"].startswith(f"{name}-")
+    }
+    service = next(
+        (s for s in indexes[SERVICE_INDEX].get(key, ()) if s["metadata"]["name"] == name), None
+    )
+    budget = next(
+        (b for b in indexes[BUDGET_INDEX].get(key, ()) if b["metadata"]["name"] == name), None
+    )
+    return status.Observed(
+        deployments=deployments,
+        service=service,
+        disruption_budget=budget,
+        pods=list(indexes[POD_INDEX].get(key, ())),
+    )
+
+
+def _version(body: Mapping[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+def snapshot(
+    key: Key, indexes: Mapping[str, Any], body: Mapping[str, Any] | None = None
+) -> Snapshot:
+    """A reader of the newest CoreCluster and children, for when the reconcile gets its turn.
+
+    kopf's indexes are live views, so reading them later gives later state;
+    ``body`` (what a handler was called with) is used if the index is older.
+    """
+
+    def take() -> tuple[Mapping[str, Any] | None, status.Observed]:
+        candidates = [*indexes[CC_INDEX].get(key, ()), *([body] if body is not None else [])]
+        newest = max(candidates, key=_version, default=None)
+        return newest, observed(key, indexes)
+
+    return take
+
+
+def _reconciler(memo: kopf.Memo) -> Reconciler:
+    reconciler: Reconciler = memo["reconciler"]
+    return reconciler
+
+
+async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Tune kopf, connect to the API and make sure the peering object exists."""
+    ours: Settings = memo["settings"]
+    # Keep kopf's bookkeeping in annotations: the CRD's structural schema
+    # would prune anything kopf wrote under .status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="corescale.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="corescale.io", key="last-handled-configuration"
+    )
+    # The operator posts its own events; kopf adds only warnings and errors.
+    settings.posting.level = logging.WARNING
+    settings.peering.stealth = True
+    api = kube.Kube(await kube.connect())
+    if ours.peering:
+        try:
+            await api.ensure_peering(ours.peering, ours.namespaces)
+        except KubeError as exc:
+            if exc.transient:
+                raise kopf.TemporaryError(exc.message, delay=TRANSIENT_DELAY) from exc
+            raise kopf.PermanentError(
+                f"{exc.message}; are the peering CRDs of manifests/crd/kopf.dev_peerings.yaml "
+                "installed? (CORESCALE_PEERING= runs without peering)"
+            ) from exc
+    memo["reconciler"] = Reconciler(api, ours)
+    scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
+    log.info(
+        "watching CoreClusters in %s; default worker image %s; %s",
+        scope,
+        ours.worker_image,
+        f"peering {ours.peering!r} with priority {ours.priority}"
+        if ours.peering
+        else "standalone (no peering)",
+    )
+
+
+async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "reconciler" in memo:
+        await _reconciler(memo).close()
+
+
+async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
+    """Create, update, resume: reconcile, and let kopf retry what may pass.
+
+    An apply refused for a reason outside the spec (RBAC, quota, admission)
+    is retried every resync interval, since someone may fix the cause; a
+    spec the operator cannot use waits for the next change of the spec.
+    """
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    try:
+        outcome = await _reconciler(memo).reconcile(key, snapshot(key, indexes, body))
+    except KubeError as exc:
+        outcome = Outcome(exc.message, exc.transient)
+    if outcome.error is None:
+        return
+    if outcome.invalid:
+        raise kopf.PermanentError(outcome.error)
+    ours: Settings = memo["settings"]
+    delay = TRANSIENT_DELAY if outcome.transient else ours.resync_seconds
+    raise kopf.TemporaryError(outcome.error, delay=delay)
+
+
+async def on_corecluster_event(
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """Forget a deleted CoreCluster; its children go by their ownerReferences."""
+    if type == "DELETED" and "reconciler" in memo:
+        _reconciler(memo).forget((namespace or "", name))
+        log.info("%s/%s: deleted; Kubernetes removes its children", namespace, name)
+
+
+async def on_child_event(
+    namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **indexes: Any
+) -> None:
+    """A child changed or vanished: reconcile its CoreCluster (drift and status)."""
+    if "reconciler" not in memo:
+        return
+    key = _child_key(namespace, labels)
+    if not indexes[CC_INDEX].get(key):
+        return  # its CoreCluster is gone; garbage collection removes the child
+    try:
+        await _reconciler(memo).reconcile_soon(key, snapshot(key, indexes))
+    except KubeError as exc:
+        log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Attach every handler to ``registry``."""
+    # kopf logs in with the same library and the same rules as kube.py
+    # (in-cluster, else KUBECONFIG), whichever other clients are installed.
+    kopf.on.login(registry=registry)(kopf.login_via_async_client)
+    kopf.on.startup(registry=registry)(on_startup)
+    kopf.on.cleanup(registry=registry)(on_cleanup)
+    for index_id, (resource, labels, index) in INDEXES.items():
+        kopf.index(*resource, labels=labels, id=index_id, registry=registry)(index)
+    for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
+        cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
+    kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
+    for resource in CHILDREN.values():
+        kopf.on.event(*resource, labels=OURS, registry=registry)(on_child_event)

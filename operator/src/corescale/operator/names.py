@@ -1,0 +1,43 @@
+"""Every name corescale uses in the Kubernetes API, in one place.
+
+The CoreCluster resource, the resources of its children as kopf watches them
+and as kube.py addresses them, and the labels and annotations the operator
+puts on what it owns. The CRD (manifests/crd) and the chart's RBAC state the
+same names; the unit tests compare them.
+"""
+
+from __future__ import annotations
+
+GROUP = "corescale.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "CoreCluster"
+PLURAL = "coreclusters"
+
+CORECLUSTERS = (GROUP, VERSION, PLURAL)
+"""The CoreCluster resource as kopf names it."""
+CHILDREN: dict[str, tuple[str, ...]] = {
+    "deployments": ("apps", "v1", "deployments"),
+    "services": ("v1", "services"),
+    "budgets": ("policy", "v1", "poddisruptionbudgets"),
+    "pods": ("v1", "pods"),
+}
+"""What a CoreCluster owns or causes, as kopf names the resources."""
+PLURALS = {
+    ("v1", "Service"): "services",
+    ("apps/v1", "Deployment"): "deployments",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    (API_VERSION, KIND): PLURAL,
+}
+"""The resource in an API path, by (apiVersion, kind) of the objects the operator writes."""
+
+CLUSTER_LABEL = "corescale.io/cluster"
+"""On every child: the name of the CoreCluster it belongs to."""
+MODE_LABEL = "corescale.io/mode"
+"""On a Deployment and its pods: pods or prefork."""
+WORKERS_ANNOTATION = "corescale.io/workers"
+WORKERS_PER_POD_ANNOTATION = "corescale.io/workers-per-pod"
+MANAGED_BY = "corescale-operator"
+"""The app.kubernetes.io/managed-by label of every child."""
+FIELD_MANAGER = "corescale"
+"""The server-side apply field manager of every write."""

@@ -1,0 +1,237 @@
+"""Pure decisions: which objects to apply or delete, and how to say why.
+
+Reconciling is always "apply what the spec renders to", which server-side
+apply makes idempotent. This module only adds two things on top: it skips
+applies that would change nothing (so a quiet cluster costs no API writes),
+and it names every real action in words a person reads in the log and in the
+CoreCluster's events, telling a user's change from drift it puts back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from corescale.operator import names, render
+from corescale.operator.spec import MODES, CoreClusterSpec
+from corescale.operator.status import Observed, contains, rolled_out
+
+Object = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One API call to make, and the event that reports it (empty: say nothing)."""
+
+    verb: str
+    """``apply`` or ``delete``."""
+    body: Object
+    reason: str = ""
+    message: str = ""
+    recreates: bool = False
+    """It puts back a child that vanished, which also happens when the owner vanished."""
+
+
+def _workers(deployment: Object) -> int | None:
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    try:
+        return int(annotations[names.WORKERS_ANNOTATION])
+    except (KeyError, ValueError):
+        return None
+
+
+def _container(deployment: Object) -> Object:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+    return containers[0] if containers else {}
+
+
+def _template_change(observed: Object, desired: Object) -> str:
+    """A short description of what differs in the pod template."""
+    old, new = _container(observed), _container(desired)
+    parts = []
+    if old.get("image") != new.get("image"):
+        parts.append(f"image {old.get('image')} -> {new.get('image')}")
+    if not contains(old.get("args"), new.get("args")):
+        parts.append(f"command {' '.join(new.get('args', []))}")
+    if not contains(old.get("resources"), new.get("resources")):
+        limits = new.get("resources", {}).get("limits", {})
+        parts.append(f"resources cpu {limits.get('cpu')} memory {limits.get('memory')} per pod")
+    if not contains(old.get("env"), new.get("env")):
+        parts.append("environment")
+    return ", ".join(parts) or "pod template"
+
+
+SCALE_SUBRESOURCE = "kubectl scale or an autoscaler"
+
+
+def replicas_changed_by(managed_fields: Iterable[Object]) -> str:
+    """Who last set ``spec.replicas``, from the CoreCluster's managedFields.
+
+    ``kubectl scale`` and autoscalers write through the scale subresource.
+    For custom resources the API server (1.37) records no manager for such a
+    write and drops the field from its previous owner, so a ``spec.replicas``
+    that nobody owns was last set through the scale subresource; an entry
+    marked ``subresource: scale`` is honoured too, should a version record it.
+    """
+    latest: Object | None = None
+    for entry in managed_fields:
+        fields = entry.get("fieldsV1") or {}
+        if "f:replicas" in (fields.get("f:spec") or {}) and (
+            latest is None or str(entry.get("time", "")) >= str(latest.get("time", ""))
+        ):
+            latest = entry
+    if latest is None:
+        return SCALE_SUBRESOURCE
+    manager = str(latest.get("manager", "unknown"))
+    if latest.get("subresource") == "scale":
+        if manager.startswith("kubectl"):
+            return "kubectl scale"
+        if manager in ("kube-controller-manager", "horizontal-pod-autoscaler"):
+            return "autoscaler"
+        return f"{manager} via the scale subresource"
+    if manager.startswith("kubectl"):
+        return manager.replace("kubectl-client-side-apply", "kubectl apply").replace("-", " ")
+    return manager
+
+
+def _deployment_action(
+    spec: CoreClusterSpec,
+    *,
+    desired: Object,
+    current: Object | None,
+    others: list[str],
+    spec_changed: bool,
+    first: bool,
+    scaled_by: str | None,
+) -> Action | None:
+    name = desired["metadata"]["name"]
+    shape = f"{spec.workers} workers in {spec.pods} pods ({spec.mode} mode)"
+    if current is None:
+        if others:
+            return Action(
+                "apply",
+                desired,
+                "SwitchingMode",
+                f"switching {', '.join(others)} -> {spec.mode}: starting {shape}",
+            )
+        if first:
+            return Action("apply", desired, "Created", f"created Deployment {name}: {shape}")
+        return Action(
+            "apply",
+            desired,
+            "Repaired",
+            f"re-created Deployment {name} ({shape}): it had been deleted",
+            recreates=True,
+        )
+    if contains(current, desired):
+        return Action("apply", desired) if spec_changed else None
+    said = []
+    old_workers = _workers(current)
+    if old_workers is not None and old_workers != spec.workers:
+        by = f" ({scaled_by})" if scaled_by else ""
+        said.append(f"scaled {old_workers} -> {spec.workers} workers{by}")
+    template_differs = not contains(
+        current.get("spec", {}).get("template"), desired["spec"]["template"]
+    )
+    if template_differs and spec_changed:
+        said.append(f"rolling out a new {_template_change(current, desired)}")
+    if said:
+        reason = "Scaled" if said[0].startswith("scaled") else "Updated"
+        return Action("apply", desired, reason, "; ".join(said))
+    if spec_changed:
+        return Action("apply", desired, "Updated", f"updated Deployment {name}")
+    old_pods = current.get("spec", {}).get("replicas")
+    detail = (
+        f"replicas {old_pods} -> {spec.pods}" if old_pods != spec.pods else "its spec or labels"
+    )
+    return Action(
+        "apply",
+        desired,
+        "Repaired",
+        f"put back Deployment {name}: {detail} had been changed outside the operator",
+    )
+
+
+def _simple_action(
+    kind: str, desired: Object, current: Object | None, spec_changed: bool, first: bool
+) -> Action | None:
+    name = desired["metadata"]["name"]
+    if current is None:
+        if first:
+            return Action("apply", desired, "Created", f"created {kind} {name}")
+        return Action(
+            "apply",
+            desired,
+            "Repaired",
+            f"re-created {kind} {name}: it had been deleted",
+            recreates=True,
+        )
+    if contains(current, desired):
+        return Action("apply", desired) if spec_changed else None
+    if spec_changed:
+        return Action("apply", desired, "Updated", f"updated {kind} {name}")
+    return Action(
+        "apply",
+        desired,
+        "Repaired",
+        f"put back {kind} {name}: it had been changed outside the operator",
+    )
+
+
+def actions(
+    owner: render.Owner,
+    spec: CoreClusterSpec,
+    observed: Observed,
+    *,
+    spec_changed: bool,
+    first: bool,
+    scaled_by: str | None = None,
+    deployment: render.Object | None = None,
+) -> list[Action]:
+    """Everything to do, applies first and deletions last.
+
+    ``spec_changed`` (the generation is newer than the status says) forces
+    every apply, because a field removed from the spec leaves the observed
+    object a superset of the desired one and only an apply removes it.
+    ``first`` (no status yet) words a missing child as created, not repaired.
+    ``deployment`` is the rendered Deployment of ``spec``, when the caller has
+    rendered it already.
+    """
+    desired = deployment if deployment is not None else render.deployment(owner, spec)
+    current = observed.deployments.get(spec.mode)
+    others = sorted(mode for mode in observed.deployments if mode != spec.mode and mode in MODES)
+    todo = [
+        _deployment_action(
+            spec,
+            desired=desired,
+            current=current,
+            others=others,
+            spec_changed=spec_changed,
+            first=first,
+            scaled_by=scaled_by,
+        ),
+        _simple_action(
+            "Service", render.service(owner, spec), observed.service, spec_changed, first
+        ),
+        _simple_action(
+            "PodDisruptionBudget",
+            render.disruption_budget(owner),
+            observed.disruption_budget,
+            spec_changed,
+            first,
+        ),
+    ]
+    found = [action for action in todo if action is not None]
+    if others and rolled_out(current, desired):
+        for mode in others:
+            found.append(
+                Action(
+                    "delete",
+                    observed.deployments[mode],
+                    "SwitchedMode",
+                    f"switched {mode} -> {spec.mode}: all {spec.workers} workers ready, "
+                    f"removed Deployment {render.deployment_name(owner, mode)}",
+                )
+            )
+    return found

@@ -1,0 +1,181 @@
+"""A CoreCluster's spec as a typed, validated, defaulted object.
+
+The API server already defaults and validates with the CRD's schema, but the
+operator cannot rely on that alone: objects stored before a schema change,
+or a CRD installed by hand without the rules, would otherwise reach the
+renderer with holes in them. Parsing once into a frozen dataclass also keeps
+every other module free of ``dict.get`` chains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from corescale.operator import quantity
+
+MODES = ("pods", "prefork")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+RESERVED_ENV = (
+    "CORESCALE_APP",
+    "CORESCALE_MODE",
+    "CORESCALE_WORKERS",
+    "CORESCALE_BIND",
+    "CORESCALE_DRAIN_DELAY",
+    "CORESCALE_SHUTDOWN_TIMEOUT",
+)
+# Inclusive bounds of the integer fields, by their path under spec. The CRD
+# states the same as minimum and maximum, and a unit test compares the two.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "replicas": (0, 1000),
+    "workersPerPod": (1, 64),
+    "port": (1, 65535),
+    "drainSeconds": (0, 300),
+    "shutdownTimeoutSeconds": (1, 3600),
+    "service.port": (1, 65535),
+}
+_APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME = 55
+
+
+class SpecError(ValueError):
+    """A spec that cannot work however often it is retried."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    type: str = "ClusterIP"
+    port: int = 80
+
+
+@dataclass(frozen=True)
+class CoreClusterSpec:
+    """What the user asked for, with every default filled in."""
+
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    app: str | None = None
+    mode: str = "pods"
+    replicas: int = 1
+    workers_per_pod: int = 1
+    port: int = 8080
+    cpu: quantity.Quantity = field(default_factory=lambda: quantity.parse("1"))
+    cpu_request: quantity.Quantity = field(default_factory=lambda: quantity.parse("100m"))
+    memory: quantity.Quantity = field(default_factory=lambda: quantity.parse("256Mi"))
+    drain_seconds: int = 5
+    shutdown_timeout_seconds: int = 20
+    env: tuple[Mapping[str, Any], ...] = ()
+    service: ServiceSpec = ServiceSpec()
+
+    @property
+    def pods(self) -> int:
+        """Pods needed for ``replicas`` workers: the last prefork pod may be partly spare."""
+        return math.ceil(self.replicas / self.workers_per_pod)
+
+    @property
+    def workers(self) -> int:
+        """Worker processes that will actually run (``pods * workers_per_pod``)."""
+        return self.pods * self.workers_per_pod
+
+
+def _integer(
+    spec: Mapping[str, Any], key: str, default: int, low: int, high: int, *, where: str = "spec"
+) -> int:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpecError(f"{where}.{key} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _choice(
+    spec: Mapping[str, Any],
+    key: str,
+    default: str,
+    allowed: tuple[str, ...],
+    *,
+    where: str = "spec",
+) -> str:
+    value = spec.get(key, default)
+    if value not in allowed:
+        raise SpecError(f"{where}.{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _positive(spec: Mapping[str, Any], key: str, default: str) -> quantity.Quantity:
+    raw = spec.get(key, default)
+    try:
+        parsed = quantity.parse(raw)
+    except (quantity.QuantityError, TypeError):
+        raise SpecError(f"spec.{key} must be a quantity such as 1 or 500m, got {raw!r}") from None
+    if parsed.value <= 0:
+        raise SpecError(f"spec.{key} must be positive, got {raw!r}")
+    return parsed
+
+
+def _env(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    entries = spec.get("env") or []
+    names: set[str] = set()
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"spec.env entries need a name, got {entry!r}")
+        if name in RESERVED_ENV:
+            raise SpecError(f"spec.env must not set {name}: the operator sets it from the spec")
+        if name in names:
+            raise SpecError(f"spec.env sets {name} twice")
+        names.add(name)
+    return tuple(dict(entry) for entry in entries)
+
+
+def check_name(name: str) -> None:
+    """The CoreCluster's name becomes the Service's name, so it must be a DNS-1035 label."""
+    if not _NAME.match(name) or len(name) > MAX_NAME:
+        raise SpecError(
+            f"metadata.name {name!r} must be a DNS-1035 label of at most {MAX_NAME} characters"
+        )
+
+
+def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec:
+    """Validate and default ``spec``; ``default_image`` fills an empty ``spec.image``."""
+    spec = spec or {}
+    mode = _choice(spec, "mode", "pods", MODES)
+    if mode == "pods":
+        workers_per_pod = _integer(spec, "workersPerPod", 1, 1, 1)
+    elif "workersPerPod" not in spec:
+        raise SpecError("spec.workersPerPod is required in prefork mode")
+    else:
+        workers_per_pod = _integer(spec, "workersPerPod", 1, *BOUNDS["workersPerPod"])
+    app = spec.get("app")
+    if app is not None and (not isinstance(app, str) or not _APP.match(app)):
+        raise SpecError(f"spec.app must be module:factory, got {app!r}")
+    cpu = _positive(spec, "cpu", "1")
+    cpu_request = _positive(spec, "cpuRequest", "100m")
+    if cpu_request.value > cpu.value:
+        raise SpecError("spec.cpuRequest must not be larger than spec.cpu")
+    service = spec.get("service") or {}
+    return CoreClusterSpec(
+        image=str(spec.get("image") or default_image),
+        image_pull_policy=_choice(spec, "imagePullPolicy", "IfNotPresent", PULL_POLICIES),
+        app=app,
+        mode=mode,
+        replicas=_integer(spec, "replicas", 1, *BOUNDS["replicas"]),
+        workers_per_pod=workers_per_pod,
+        port=_integer(spec, "port", 8080, *BOUNDS["port"]),
+        cpu=cpu,
+        cpu_request=cpu_request,
+        memory=_positive(spec, "memory", "256Mi"),
+        drain_seconds=_integer(spec, "drainSeconds", 5, *BOUNDS["drainSeconds"]),
+        shutdown_timeout_seconds=_integer(
+            spec, "shutdownTimeoutSeconds", 20, *BOUNDS["shutdownTimeoutSeconds"]
+        ),
+        env=_env(spec),
+        service=ServiceSpec(
+            type=_choice(service, "type", "ClusterIP", SERVICE_TYPES, where="spec.service"),
+            port=_integer(service, "port", 80, *BOUNDS["service.port"], where="spec.service"),
+        ),
+    )

@@ -1,0 +1,280 @@
+"""The pod's scoreboard: every serving process's figures in one shared memory file.
+
+Every serving process owns one slot of a file-backed shared mapping (in
+CORESCALE_METRICS_DIR, an emptyDir on /tmp in Kubernetes). It counts each
+request in a plain Python list, which is the cheapest thing to add to on
+the hot path, and copies the list into its slot on every heartbeat (twice a
+second), before it answers /metrics, and when it stops: no locks, no system
+calls per request. Whichever process answers /metrics reads all slots, so
+one scrape tells the whole pod's load, each series carrying a `worker` label
+(the slot number); another worker's figures are then at most one heartbeat
+old, which is nothing next to a scrape interval.
+
+A slot outlives the process in it: a worker that replaces a dead one takes
+the same slot and keeps counting from where its predecessor stopped, so
+counters stay monotonic across restarts and the set of `worker` label values
+stays as small as the largest number of workers ever alive at once. The
+master adds a dead worker's final CPU time (from wait4's rusage) to the slot.
+
+The same slots carry what the prefork master and the balanced accept decide
+with: each worker's state, pid, heartbeat and open connections. The
+Prometheus text form of the figures is exposition.py's; this module only
+knows where each figure lives in the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import logging
+import mmap
+import os
+import shutil
+import tempfile
+import time
+from array import array
+from collections.abc import Iterator
+from typing import NamedTuple
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "corescale-metrics.db"
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MAX_SLOTS = 256
+_MAGIC = 0x636F7265  # "core"
+
+# Offsets, in float64 units. Slots are page-aligned so that workers never
+# write to the same cache line or page.
+_HEADER = 512
+_SLOT = 1024
+_H_MAGIC, _H_SLOTS_USED, _H_WORKERS, _H_MASTER_CPU, _H_RESTARTS = range(5)
+_STATE, _PID, _HEARTBEAT, _CONNECTIONS, _IN_FLIGHT, _CPU_BASE, _CPU_NOW = range(7)
+_BUCKET0 = 16
+_SUM = _BUCKET0 + len(BUCKETS) + 1
+_COUNT = _SUM + 1
+_CODE0 = 48
+_LOWEST_CODE, _HIGHEST_CODE = 100, 599
+# The part of a slot that only its own process writes, request by request:
+# the latency histogram, its sum and count, and the counts by status code.
+_REQUESTS_FROM, _REQUESTS_TO = _BUCKET0, _CODE0 + _HIGHEST_CODE - _LOWEST_CODE + 1
+_L_SUM, _L_COUNT, _L_CODE0 = (f - _REQUESTS_FROM for f in (_SUM, _COUNT, _CODE0))
+
+
+class SlotState(enum.IntEnum):
+    """Where a serving process is in its life; the balanced accept reads READY."""
+
+    FREE = 0
+    BOOTING = 1
+    READY = 2
+    DRAINING = 3
+    RETIRING = 4
+
+
+class SlotFigures(NamedTuple):
+    """One slot's figures as /metrics shows them; counts are floats, as stored."""
+
+    worker: int
+    """The slot number, the `worker` label."""
+    codes: list[tuple[int, float]]
+    """(status code, requests) for every code answered at least once."""
+    buckets: list[float]
+    """Requests per latency bucket of BUCKETS, and above the last one (not cumulative)."""
+    latency_sum: float
+    latency_count: float
+    in_flight: float
+    connections: float
+    cpu_seconds: float
+
+
+class PodFigures(NamedTuple):
+    """Every used slot's figures and the pod-wide ones from the header."""
+
+    slots: list[SlotFigures]
+    workers: float
+    master_cpu: float | None
+    """None when no prefork master reports (single mode)."""
+    restarts: float
+
+
+class Slot:
+    """One serving process's own figures; the hot path of every request.
+
+    A slot object is made in the process that serves with it, after the slot
+    was claimed: it starts from the counts its predecessor published, so a
+    crash loses at most one heartbeat's worth of counts and counters never
+    go back.
+    """
+
+    __slots__ = ("_base", "_counts", "_view", "in_flight", "index")
+
+    def __init__(self, view: memoryview[float], index: int) -> None:
+        self._view = view
+        self._base = _HEADER + index * _SLOT
+        self.index = index
+        published = view[self._base + _REQUESTS_FROM : self._base + _REQUESTS_TO]
+        self._counts = [float(count) for count in published]
+        self.in_flight = 0
+
+    def request_started(self) -> None:
+        """Counts a request as in flight."""
+        self.in_flight += 1
+
+    def request_finished(self, status: int, seconds: float) -> None:
+        """Moves a request from in flight to the status and latency counters."""
+        counts = self._counts
+        self.in_flight -= 1
+        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        counts[_L_SUM] += seconds
+        counts[_L_COUNT] += 1
+        if _LOWEST_CODE <= status <= _HIGHEST_CODE:
+            counts[_L_CODE0 + status - _LOWEST_CODE] += 1
+
+    def publish(self) -> None:
+        """Copies this process's request figures into the shared slot."""
+        base = self._base
+        self._view[base + _REQUESTS_FROM : base + _REQUESTS_TO] = array("d", self._counts)
+        self._view[base + _IN_FLIGHT] = float(self.in_flight)
+
+    @property
+    def state(self) -> SlotState:
+        return SlotState(int(self._view[self._base + _STATE]))
+
+    @state.setter
+    def state(self, value: SlotState) -> None:
+        self._view[self._base + _STATE] = float(value)
+
+    def beat(self, connections: int) -> None:
+        """Heartbeat for the master, plus the figures only this process can read."""
+        self.publish()
+        view, base = self._view, self._base
+        view[base + _HEARTBEAT] = time.monotonic()
+        view[base + _CONNECTIONS] = float(connections)
+        view[base + _CPU_NOW] = time.process_time()
+
+    def set_connections(self, connections: int) -> None:
+        self._view[self._base + _CONNECTIONS] = float(connections)
+
+
+class Scoreboard:
+    """The shared mapping: a header and MAX_SLOTS slots, created by the first process."""
+
+    def __init__(self, directory: str | None) -> None:
+        size = (_HEADER + MAX_SLOTS * _SLOT) * 8
+        self._owned_dir: str | None = None
+        self.path: str | None = None
+        try:
+            if directory is None:
+                directory = tempfile.mkdtemp(prefix="corescale-metrics-")
+                self._owned_dir = directory
+            else:
+                os.makedirs(directory, exist_ok=True)
+            self.path = os.path.join(directory, FILE_NAME)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.ftruncate(fd, size)
+                self._map = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # Forked workers inherit an anonymous shared mapping just as well;
+            # only outside inspection of the file is lost.
+            log.warning(
+                "metrics folder %r is not usable (%s); keeping metrics in anonymous shared memory",
+                directory,
+                exc,
+            )
+            self.path = None
+            self._map = mmap.mmap(-1, size, mmap.MAP_SHARED)
+        self._view = memoryview(self._map).cast("d")
+        self._view[_H_MAGIC] = _MAGIC
+        self._view[_H_MASTER_CPU] = -1.0
+
+    def close(self) -> None:
+        """Unmaps the file and removes the private folder, if this process made one."""
+        self._view.release()
+        self._map.close()
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+
+    def slot(self, index: int) -> Slot:
+        return Slot(self._view, index)
+
+    def _at(self, index: int, field: int) -> float:
+        return self._view[_HEADER + index * _SLOT + field]
+
+    def _put(self, index: int, field: int, value: float) -> None:
+        self._view[_HEADER + index * _SLOT + field] = value
+
+    def claim(self, index: int, pid: int) -> None:
+        """Prepares a slot for a new process; its counters carry on from the last one."""
+        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW):
+            self._put(index, field, 0.0)
+        self._put(index, _PID, float(pid))
+        self._put(index, _HEARTBEAT, time.monotonic())
+        self._put(index, _STATE, float(SlotState.BOOTING))
+        self._view[_H_SLOTS_USED] = max(self._view[_H_SLOTS_USED], float(index + 1))
+
+    def release(self, index: int, cpu_seconds: float) -> None:
+        """Marks a slot's process dead, folding its final CPU time into the slot's total."""
+        self._put(index, _STATE, float(SlotState.FREE))
+        self._put(index, _CPU_BASE, self._at(index, _CPU_BASE) + cpu_seconds)
+        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW):
+            self._put(index, field, 0.0)
+
+    def set_pid(self, index: int, pid: int) -> None:
+        self._put(index, _PID, float(pid))
+
+    def state(self, index: int) -> SlotState:
+        return SlotState(int(self._at(index, _STATE)))
+
+    def heartbeat(self, index: int) -> float:
+        return self._at(index, _HEARTBEAT)
+
+    def set_workers(self, count: int) -> None:
+        self._view[_H_WORKERS] = float(count)
+
+    def set_master_cpu(self, seconds: float) -> None:
+        self._view[_H_MASTER_CPU] = seconds
+
+    def add_restart(self) -> None:
+        self._view[_H_RESTARTS] += 1
+
+    def ready_connections(self, exclude: int) -> Iterator[float]:
+        """Open connections of every READY slot but one: what a balanced accept compares with."""
+        view = self._view
+        for index in range(int(view[_H_SLOTS_USED])):
+            if index != exclude and self._at(index, _STATE) == SlotState.READY:
+                yield self._at(index, _CONNECTIONS)
+
+    def figures(self) -> PodFigures:
+        """A reading of every slot that ever had a process, and of the header."""
+        view = self._view
+        slots = []
+        for i in range(int(view[_H_SLOTS_USED])):
+            if not self._at(i, _PID):
+                continue
+            base = _HEADER + i * _SLOT
+            codes = [
+                (_LOWEST_CODE + offset, view[base + _CODE0 + offset])
+                for offset in range(_HIGHEST_CODE - _LOWEST_CODE + 1)
+                if view[base + _CODE0 + offset]
+            ]
+            slots.append(
+                SlotFigures(
+                    worker=i,
+                    codes=codes,
+                    buckets=[view[base + _BUCKET0 + b] for b in range(len(BUCKETS) + 1)],
+                    latency_sum=view[base + _SUM],
+                    latency_count=view[base + _COUNT],
+                    in_flight=self._at(i, _IN_FLIGHT),
+                    connections=self._at(i, _CONNECTIONS),
+                    cpu_seconds=self._at(i, _CPU_BASE) + self._at(i, _CPU_NOW),
+                )
+            )
+        master_cpu = view[_H_MASTER_CPU]
+        return PodFigures(
+            slots=slots,
+            workers=view[_H_WORKERS],
+            master_cpu=master_cpu if master_cpu >= 0 else None,
+            restarts=view[_H_RESTARTS],
+        )
