@@ -13,6 +13,7 @@ from aiohttp import web
 
 from corescale.operator.autoscale import Decision, Policy
 from corescale.operator.gather import Gatherer, Key, Pod, Target
+from corescale.operator.scaling import targets
 
 KEY: Key = ("shop", "orders")
 POLICY = Policy(min_replicas=1, max_replicas=10, target_in_flight=4)
@@ -120,3 +121,38 @@ def test_all_pods_silent_holds_the_count() -> None:
         assert decisions[-1].load is None
 
     _with_pods(scenario)
+
+
+def test_targets_list_ready_pods_of_autoscaled_coreclusters_only() -> None:
+    class Remembers:
+        def autoscaled_replicas(self, key: Key, body: object, wanted: object) -> int:
+            return 3
+
+    def cc(name: str, spec: dict[str, object]) -> dict[str, object]:
+        return {"metadata": {"name": name, "resourceVersion": "7"}, "spec": spec}
+
+    def pod(name: str, ready: str, ip: str | None, mode: str = "pods") -> dict[str, object]:
+        return {
+            "metadata": {"name": name, "mode": mode, "deletionTimestamp": None},
+            "status": {"conditions": [{"type": "Ready", "status": ready}], "podIP": ip},
+        }
+
+    scaled = ("ns", "scaled")
+    index = {
+        scaled: [cc("scaled", {"autoscaling": {"maxReplicas": 4}, "port": 9000})],
+        ("ns", "fixed"): [cc("fixed", {"replicas": 2})],
+        ("ns", "broken"): [cc("broken", {"autoscaling": {"maxReplicas": 0}})],
+    }
+    pods = {
+        scaled: [
+            pod("a", "True", "10.0.0.1"),
+            pod("b", "False", "10.0.0.2"),
+            pod("c", "True", None),
+        ],
+        ("ns", "fixed"): [pod("d", "True", "10.0.0.4")],
+    }
+    found = targets(index, pods, Remembers(), "img")  # type: ignore[arg-type]
+    assert list(found) == [scaled]
+    assert found[scaled].port == 9000
+    assert found[scaled].current == 3
+    assert found[scaled].ready == (Pod("a", "10.0.0.1", 1),)

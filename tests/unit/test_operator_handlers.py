@@ -2,7 +2,7 @@
 
 import kopf
 
-from corescale.operator import handlers
+from corescale.operator import handlers, scaling
 
 
 def _obj(name: str, **labels: str) -> dict[str, object]:
@@ -58,13 +58,21 @@ def test_indexed_copies_drop_managed_fields_except_for_coreclusters() -> None:
     assert "managedFields" in body["metadata"]
 
 
-def test_pod_summary_keeps_only_what_status_reads() -> None:
+def test_pod_summary_keeps_only_what_status_and_the_autoscaler_read() -> None:
     pod = {
-        "metadata": {"name": "p", "labels": {"a": "b"}},
+        "metadata": {"name": "p", "labels": {"a": "b", "corescale.io/mode": "prefork"}},
         "spec": {"containers": []},
-        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}]},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled"}],
+            "podIP": "10.244.0.9",
+        },
     }
-    assert handlers._pod_summary(pod) == {
-        "metadata": {"name": "p"},
-        "status": {"conditions": [{"type": "PodScheduled"}], "containerStatuses": []},
+    assert scaling.pod_summary(pod) == {
+        "metadata": {"name": "p", "mode": "prefork", "deletionTimestamp": None},
+        "status": {
+            "conditions": [{"type": "PodScheduled"}],
+            "containerStatuses": [],
+            "podIP": "10.244.0.9",
+        },
     }

@@ -48,28 +48,70 @@ def _spec_schema() -> dict[str, Any]:
     return props
 
 
-def test_integer_bounds_agree_with_the_crd() -> None:
-    """What the API server admits is what spec.parse admits, bound for bound."""
-    props = _spec_schema()
-    in_crd = {
-        key: (props[key]["minimum"], props[key]["maximum"])
-        for key in props
-        if props[key].get("type") == "integer"
-    }
-    service = props["service"]["properties"]["port"]
-    in_crd["service.port"] = (service["minimum"], service["maximum"])
-    assert in_crd == spec.BOUNDS
-    for key, (low, high) in spec.BOUNDS.items():
-        where: dict[str, Any] = {"mode": "prefork", "workersPerPod": 1}
+def _bounds(props: dict[str, Any], kind: str, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """minimum and maximum of every field of ``kind`` in the schema, by dotted path."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for key, field in props.items():
+        if field.get("type") == kind:
+            found[prefix + key] = (field["minimum"], field["maximum"])
+        elif field.get("type") == "object" and "properties" in field:
+            found |= _bounds(field["properties"], kind, f"{prefix}{key}.")
+    return found
+
+
+def _refused_outside(bounds: dict[str, tuple[Any, Any]], step: float) -> None:
+    """Each bound is admitted and one step past it is refused, naming the field."""
+    for key, (low, high) in bounds.items():
+        where: dict[str, Any] = {
+            "mode": "prefork",
+            "workersPerPod": 1,
+            "autoscaling": {"maxReplicas": 1000},
+        }
         *outer, name = key.split(".")
-        target: dict[str, Any] = where if not outer else where.setdefault(outer[0], {})
+        target: dict[str, Any] = where
+        for part in outer:
+            target = target.setdefault(part, {})
         for value in (low, high):
             target[name] = value
             spec.parse(where, "img")
-        for value in (low - 1, high + 1):
+        for value in (low - step, high + step):
             target[name] = value
             with pytest.raises(spec.SpecError, match=name):
                 spec.parse(where, "img")
+
+
+def test_integer_bounds_agree_with_the_crd() -> None:
+    """What the API server admits is what spec.parse admits, bound for bound."""
+    assert _bounds(_spec_schema(), "integer") == spec.BOUNDS
+    _refused_outside(spec.BOUNDS, 1)
+
+
+def test_number_bounds_agree_with_the_crd() -> None:
+    assert _bounds(_spec_schema(), "number") == spec.NUMBER_BOUNDS
+    _refused_outside(spec.NUMBER_BOUNDS, 0.001)
+
+
+def test_autoscaling_defaults_agree_with_the_crd() -> None:
+    props = _spec_schema()["autoscaling"]["properties"]
+    policy = spec.parse({"autoscaling": {"maxReplicas": 5}}, "img").autoscaling
+    assert policy is not None
+    assert props["minReplicas"]["default"] == policy.min_replicas
+    assert props["targetInFlight"]["default"] == policy.target_in_flight
+    assert props["tolerance"]["default"] == policy.tolerance
+    assert props["scaleUp"]["properties"]["windowSeconds"]["default"] == policy.up_window
+    assert props["scaleUp"]["properties"]["maxFactor"]["default"] == policy.up_max_factor
+    down = props["scaleDown"]["properties"]
+    assert down["stableWindowSeconds"]["default"] == policy.down_window
+    assert down["periodSeconds"]["default"] == policy.down_period
+    assert down["maxFactor"]["default"] == policy.down_max_factor
+
+
+def test_autoscaling_refuses_min_above_max_and_needs_max() -> None:
+    with pytest.raises(spec.SpecError, match="minReplicas must not be larger"):
+        spec.parse({"autoscaling": {"minReplicas": 4, "maxReplicas": 3}}, "img")
+    with pytest.raises(spec.SpecError, match="maxReplicas is required"):
+        spec.parse({"autoscaling": {"minReplicas": 4}}, "img")
+    assert spec.parse({}, "img").autoscaling is None
 
 
 def test_enums_agree_with_the_crd() -> None:

@@ -24,13 +24,15 @@ module has no side effects and the operator runs on its own registry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from corescale.operator import kube, status
+from corescale.operator import kube, scaling, status
+from corescale.operator.gather import Gatherer, Target
 from corescale.operator.kube import KubeError
 from corescale.operator.names import CHILDREN, CLUSTER_LABEL, CORECLUSTERS, MANAGED_BY, MODE_LABEL
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
@@ -52,18 +54,6 @@ def _trimmed(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict
     if not keep_managed_fields:
         metadata.pop("managedFields", None)
     return plain | {"metadata": metadata}
-
-
-def _pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Only what status.pod_problems reads, so thousands of pods cost little memory."""
-    pod_status = body.get("status") or {}
-    return {
-        "metadata": {"name": body["metadata"]["name"]},
-        "status": {
-            "conditions": pod_status.get("conditions") or [],
-            "containerStatuses": pod_status.get("containerStatuses") or [],
-        },
-    }
 
 
 def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key:
@@ -104,7 +94,7 @@ INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[...
     DEPLOYMENT_INDEX: (CHILDREN["deployments"], OURS, _index_child(_trimmed)),
     SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
     BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
-    POD_INDEX: (CHILDREN["pods"], OURS, _index_child(_pod_summary)),
+    POD_INDEX: (CHILDREN["pods"], OURS, _index_child(scaling.pod_summary)),
 }
 
 
@@ -182,7 +172,9 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
                 f"{exc.message}; are the peering CRDs of manifests/crd/kopf.dev_peerings.yaml "
                 "installed? (CORESCALE_PEERING= runs without peering)"
             ) from exc
-    memo["reconciler"] = Reconciler(api, ours)
+    reconciler = Reconciler(api, ours)
+    memo["reconciler"] = reconciler
+    memo["gatherer"] = _start_autoscaler(memo, reconciler, ours)
     scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
     log.info(
         "watching CoreClusters in %s; default worker image %s; %s",
@@ -194,7 +186,36 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     )
 
 
+def _start_autoscaler(memo: kopf.Memo, reconciler: Reconciler, ours: Settings) -> Gatherer:
+    """The autoscaler's loop, as a task beside kopf's handlers.
+
+    kopf hands its indexes only to handlers, so the first handler call keeps
+    them in the memo (``_keep_indexes``); until then there is nothing to scale.
+    """
+
+    def targets() -> dict[Key, Target]:
+        indexes = memo.get("indexes")
+        if indexes is None:
+            return {}
+        return scaling.targets(indexes[CC_INDEX], indexes[POD_INDEX], reconciler, ours.worker_image)
+
+    def snapshot_of(key: Key) -> Snapshot:
+        return snapshot(key, memo["indexes"])
+
+    gatherer = Gatherer(targets, scaling.applier(reconciler, snapshot_of))
+    memo["autoscaler"] = asyncio.create_task(gatherer.run(), name="corescale autoscaler")
+    return gatherer
+
+
+def _keep_indexes(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+    if "indexes" not in memo:
+        memo["indexes"] = {index_id: indexes[index_id] for index_id in INDEXES}
+
+
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("autoscaler")
+    if task is not None:
+        task.cancel()
     if "reconciler" in memo:
         await _reconciler(memo).close()
 
@@ -207,6 +228,7 @@ async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> No
     spec the operator cannot use waits for the next change of the spec.
     """
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    _keep_indexes(memo, indexes)
     try:
         outcome = await _reconciler(memo).reconcile(key, snapshot(key, indexes, body))
     except KubeError as exc:
@@ -236,6 +258,7 @@ async def on_child_event(
     if "reconciler" not in memo:
         return
     key = _child_key(namespace, labels)
+    _keep_indexes(memo, indexes)
     if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
     try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import kopf
 
-from corescale.operator import names, plan, render, spec, status
+from corescale.operator import decisions, names, plan, render, spec, status
 from corescale.operator.kube import Kube, KubeError
 from corescale.operator.own_writes import Key, Object, OwnWrites, version
 from corescale.operator.settings import Settings
@@ -76,6 +76,7 @@ class Reconciler:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: set[Key] = set()
         self._own = OwnWrites()
+        self._decisions = decisions.Decisions()
         self._closed = False
 
     async def close(self) -> None:
@@ -87,6 +88,19 @@ class Reconciler:
         """Drop what is remembered about a CoreCluster that is gone."""
         self._locks.pop(key, None)
         self._own.forget(key)
+        self._decisions.forget(key)
+
+    def autoscaled(
+        self, key: Key, replicas: int, record: decisions.Record, load: float | None
+    ) -> None:
+        """Take the autoscaler's new count; the next reconcile applies and records it."""
+        self._decisions.decided(key, replicas, record, load)
+
+    def autoscaled_replicas(self, key: Key, body: Object, wanted: spec.CoreClusterSpec) -> int:
+        """The count the autoscaler last settled on for an autoscaled CoreCluster."""
+        assert wanted.autoscaling is not None
+        current = self._own.status(key, body)
+        return self._decisions.replicas(key, wanted.autoscaling, wanted.replicas, current)
 
     def _observed(self, key: Key, seen: status.Observed) -> status.Observed:
         deployments = {}
@@ -157,6 +171,17 @@ class Reconciler:
         )
         spec_changed = current.get("observedGeneration") != generation
         scaled_by = plan.replicas_changed_by(meta.get("managedFields") or [])
+        spec_replicas = wanted.replicas
+        if wanted.autoscaling is not None:
+            replicas = self._decisions.replicas(key, wanted.autoscaling, spec_replicas, current)
+            ignored = decisions.ignored_replicas(spec_replicas, current, replicas, scaled_by)
+            if ignored:
+                log.warning("%s/%s: %s", *key, ignored)
+                _event(body, "Warning", "ReplicasIgnored", ignored)
+            scaled_by = self._decisions.reason(key) or "autoscaler"
+            wanted = replace(wanted, replicas=replicas)
+        else:
+            self._decisions.forget(key)
         # Rendered once, for the plan and for the status (rolled out yet?).
         deployment = render.deployment(owner, wanted)
         todo = plan.actions(
@@ -199,6 +224,12 @@ class Reconciler:
             error=problem,
             deployment=deployment,
         )
+        if wanted.autoscaling is not None:
+            new["autoscaling"] = self._decisions.status(
+                key, wanted.replicas, spec_replicas, current
+            )
+        elif "autoscaling" in current:
+            new["autoscaling"] = None  # merge patch: removes it
         await self._report(key, body, current, new, problem.message if problem else None)
         return Outcome(problem.message if problem else None, transient)
 

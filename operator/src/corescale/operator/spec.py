@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corescale.operator import quantity
+from corescale.operator.autoscale import Policy
 
 MODES = ("pods", "prefork")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -37,6 +38,18 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "drainSeconds": (0, 300),
     "shutdownTimeoutSeconds": (1, 3600),
     "service.port": (1, 65535),
+    "autoscaling.minReplicas": (1, 1000),
+    "autoscaling.maxReplicas": (1, 1000),
+    "autoscaling.scaleUp.windowSeconds": (1, 60),
+    "autoscaling.scaleDown.stableWindowSeconds": (1, 3600),
+    "autoscaling.scaleDown.periodSeconds": (1, 3600),
+}
+# The same for the fields that take any number.
+NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
+    "autoscaling.targetInFlight": (0.01, 10000),
+    "autoscaling.tolerance": (0, 0.5),
+    "autoscaling.scaleUp.maxFactor": (1, 100),
+    "autoscaling.scaleDown.maxFactor": (1, 100),
 }
 _APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -71,6 +84,8 @@ class CoreClusterSpec:
     shutdown_timeout_seconds: int = 20
     env: tuple[Mapping[str, Any], ...] = ()
     service: ServiceSpec = ServiceSpec()
+    autoscaling: Policy | None = None
+    """Set when the operator decides the worker count from the load."""
 
     @property
     def pods(self) -> int:
@@ -90,6 +105,15 @@ def _integer(
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SpecError(f"{where}.{key} must be an integer from {low} to {high}, got {value!r}")
     return value
+
+
+def _number(spec: Mapping[str, Any], path: str, default: float) -> float:
+    """A number field under ``spec``, by its path in NUMBER_BOUNDS."""
+    low, high = NUMBER_BOUNDS[path]
+    value = spec.get(path.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise SpecError(f"spec.{path} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
 
 
 def _choice(
@@ -130,6 +154,39 @@ def _env(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
             raise SpecError(f"spec.env sets {name} twice")
         names.add(name)
     return tuple(dict(entry) for entry in entries)
+
+
+def _autoscaling(spec: Mapping[str, Any]) -> Policy | None:
+    raw = spec.get("autoscaling")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"spec.autoscaling must be an object, got {raw!r}")
+    if "maxReplicas" not in raw:
+        raise SpecError("spec.autoscaling.maxReplicas is required")
+    up, down = raw.get("scaleUp") or {}, raw.get("scaleDown") or {}
+
+    def integer(where: Mapping[str, Any], path: str, default: int) -> int:
+        *outer, key = path.split(".")
+        return _integer(where, key, default, *BOUNDS[path], where=".".join(["spec", *outer]))
+
+    low = integer(raw, "autoscaling.minReplicas", 1)
+    high = integer(raw, "autoscaling.maxReplicas", 10)
+    if low > high:
+        raise SpecError(
+            "spec.autoscaling.minReplicas must not be larger than spec.autoscaling.maxReplicas"
+        )
+    return Policy(
+        min_replicas=low,
+        max_replicas=high,
+        target_in_flight=_number(raw, "autoscaling.targetInFlight", 4),
+        tolerance=_number(raw, "autoscaling.tolerance", 0.1),
+        up_window=integer(up, "autoscaling.scaleUp.windowSeconds", 2),
+        up_max_factor=_number(up, "autoscaling.scaleUp.maxFactor", 4),
+        down_window=integer(down, "autoscaling.scaleDown.stableWindowSeconds", 60),
+        down_period=integer(down, "autoscaling.scaleDown.periodSeconds", 10),
+        down_max_factor=_number(down, "autoscaling.scaleDown.maxFactor", 2),
+    )
 
 
 def check_name(name: str) -> None:
@@ -178,4 +235,5 @@ def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec
             type=_choice(service, "type", "ClusterIP", SERVICE_TYPES, where="spec.service"),
             port=_integer(service, "port", 80, *BOUNDS["service.port"], where="spec.service"),
         ),
+        autoscaling=_autoscaling(spec),
     )

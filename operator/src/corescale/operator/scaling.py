@@ -1,0 +1,113 @@
+"""Wiring between the autoscaler's loop and the rest of the operator.
+
+:func:`targets` tells the loop which CoreClusters to scrape, read from the
+same kopf indexes the reconciles read (no API call per round), and
+:func:`applier` turns a decision into a reconcile of that CoreCluster, which
+writes the Deployment, the status and the event like any other change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from corescale.operator import decisions, spec
+from corescale.operator.autoscale import Decision
+from corescale.operator.gather import Key, Pod, Target
+from corescale.operator.kube import KubeError
+from corescale.operator.names import MODE_LABEL
+from corescale.operator.reconcile import Outcome, Reconciler, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def targets(
+    corecluster_index: Mapping[Key, Any],
+    pod_index: Mapping[Key, Any],
+    reconciler: Reconciler,
+    default_image: str,
+) -> dict[Key, Target]:
+    """Every autoscaled CoreCluster with its ready, addressable pods."""
+    found: dict[Key, Target] = {}
+    for key, bodies in corecluster_index.items():
+        body = max(bodies, key=lambda b: int(b["metadata"].get("resourceVersion", "0")))
+        raw = body.get("spec") or {}
+        if not raw.get("autoscaling") or body["metadata"].get("deletionTimestamp"):
+            continue
+        try:
+            wanted = spec.parse(raw, default_image)
+        except spec.SpecError:
+            continue  # the reconcile reports it
+        assert wanted.autoscaling is not None
+        pods = tuple(
+            Pod(
+                pod["metadata"]["name"],
+                pod["status"]["podIP"],
+                wanted.workers_per_pod if pod["metadata"].get("mode") == "prefork" else 1,
+            )
+            for pod in pod_index.get(key, ())
+            if _ready(pod)
+            and pod.get("status", {}).get("podIP")
+            and not pod["metadata"].get("deletionTimestamp")
+        )
+        current = reconciler.autoscaled_replicas(key, body, wanted)
+        found[key] = Target(wanted.autoscaling, wanted.port, current, pods)
+    return found
+
+
+def applier(
+    reconciler: Reconciler, snapshot: Callable[[Key], Snapshot]
+) -> Callable[[Key, Decision, Target], Awaitable[None]]:
+    """What the loop calls with each round's decision.
+
+    The reconcile runs as a task of its own, so that one slow API call never
+    delays the next round for every other CoreCluster.
+    """
+    running: set[asyncio.Task[None]] = set()
+
+    async def reconcile(key: Key) -> None:
+        try:
+            outcome = await reconciler.reconcile_soon(key, snapshot(key))
+        except KubeError as exc:
+            outcome = Outcome(exc.message, exc.transient)
+        if outcome.error:
+            log.warning("%s/%s: applying the autoscaler's decision failed: %s", *key, outcome.error)
+
+    async def act(key: Key, decision: Decision, target: Target) -> None:
+        if decision.replicas == target.current:
+            return
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        record = decisions.Record(now, target.current, decision.replicas, decision.reason)
+        reconciler.autoscaled(key, decision.replicas, record, decision.load)
+        task = asyncio.create_task(reconcile(key))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return act
+
+
+def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconcile (status.pod_problems) and the autoscaler read of a pod,
+    so thousands of pods cost little memory."""
+    metadata = body["metadata"]
+    pod_status = body.get("status") or {}
+    return {
+        "metadata": {
+            "name": metadata["name"],
+            "mode": (metadata.get("labels") or {}).get(MODE_LABEL, ""),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
+        },
+        "status": {
+            "conditions": pod_status.get("conditions") or [],
+            "containerStatuses": pod_status.get("containerStatuses") or [],
+            "podIP": pod_status.get("podIP"),
+        },
+    }
