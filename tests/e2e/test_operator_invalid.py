@@ -55,6 +55,30 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("app without factory", {"app": "web"}, "spec.app", "must be module:factory"),
     (
+        "autoscaling min above max",
+        {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+        "spec.autoscaling.minReplicas",
+        "must not be larger than spec.autoscaling.maxReplicas",
+    ),
+    (
+        "autoscaling without max",
+        {"autoscaling": {"minReplicas": 1}},
+        "spec.autoscaling.maxReplicas",
+        "Required value",
+    ),
+    (
+        "autoscaling target zero",
+        {"autoscaling": {"maxReplicas": 3, "targetInFlight": 0}},
+        "spec.autoscaling.targetInFlight",
+        "greater than or equal to 0.01",
+    ),
+    (
+        "autoscaling scale-down factor below one",
+        {"autoscaling": {"maxReplicas": 3, "scaleDown": {"maxFactor": 0.5}}},
+        "spec.autoscaling.scaleDown.maxFactor",
+        "greater than or equal to 1",
+    ),
+    (
         "reserved env",
         {"env": [{"name": "CORESCALE_MODE", "value": "prefork"}]},
         "spec.env",
