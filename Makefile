@@ -10,7 +10,7 @@ export CORESCALE_TOOLS ?= $(HOME)/.cache/corescale-tools
 export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
 
 .PHONY: help deps venv lint generate unit test-chart test-worker e2e test tools helm base-images \
-        cluster cluster-down prometheus kubeconfig image up down bench bench-worker bench-operator clean
+        cluster cluster-down prometheus kubeconfig image up down bench bench-worker bench-autoscale bench-operator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,10 +78,13 @@ up: deps venv ## the cluster of the current context (or the local one), the imag
 down: ## uninstall the operator and the example (the cluster stays)
 	hack/up.sh down
 
-bench: bench-worker bench-operator ## every benchmark: tables and plots under bench/results
+bench: bench-worker bench-operator bench-autoscale ## every benchmark: tables and plots under bench/results
 
 bench-worker: deps venv ## worker benchmark: corescale vs gunicorn vs node cluster, with wrk
 	bench/worker/run.sh
+
+bench-autoscale: venv cluster image ## corescale's autoscaler against an HPA on CPU, side by side (about 20 minutes)
+	$(PY) bench/autoscale/run.py
 
 bench-operator: venv cluster image ## operator timings on the cluster
 	$(PY) bench/operator/run.py
