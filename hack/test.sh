@@ -124,4 +124,5 @@ main() {
   done
 }
 
-main "$@"
+# `|| exit`: a failed phase is reported in the table, not again by the ERR trap.
+main "$@" || exit 1

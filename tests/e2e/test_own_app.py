@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.e2e.operator_helpers import OperatorProcess, apply, wait_ready, wait_serving
+from tests.kube import http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "**Serve your own app.**"
@@ -92,4 +93,4 @@ def test_the_readme_app_image_serves_its_app(
     apply(namespace, manifest)
     name = cc["metadata"]["name"]
     wait_ready(namespace, name, cc["spec"]["replicas"])
-    assert "served by the shop app" in wait_serving(namespace, name)
+    assert "served by the shop app" in http_get(wait_serving(namespace, name))
