@@ -172,9 +172,8 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
                 f"{exc.message}; are the peering CRDs of manifests/crd/kopf.dev_peerings.yaml "
                 "installed? (CORESCALE_PEERING= runs without peering)"
             ) from exc
-    reconciler = Reconciler(api, ours)
-    memo["reconciler"] = reconciler
-    memo["gatherer"] = _start_autoscaler(memo, reconciler, ours)
+    memo["reconciler"] = Reconciler(api, ours)
+    memo["autoscaler"] = {}  # filled by the first resource handler: _start_autoscaler
     scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
     log.info(
         "watching CoreClusters in %s; default worker image %s; %s",
@@ -186,34 +185,35 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     )
 
 
-def _start_autoscaler(memo: kopf.Memo, reconciler: Reconciler, ours: Settings) -> Gatherer:
-    """The autoscaler's loop, as a task beside kopf's handlers.
+def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+    """The autoscaler's loop, started by the first resource handler call.
 
-    kopf hands its indexes only to handlers, so the first handler call keeps
-    them in the memo (``_keep_indexes``); until then there is nothing to scale.
+    kopf hands its indexes only to resource handlers, and the events the
+    reconcile posts need the context of kopf's resource processing; so the
+    loop starts from within the first such call, as a task of its own that
+    never blocks a handler. Each handler gets a shallow copy of the memo:
+    the shared "autoscaler" dict is how every copy sees that it runs.
     """
+    shared: dict[str, Any] = memo["autoscaler"]
+    if shared:
+        return
+    reconciler = _reconciler(memo)
+    ours: Settings = memo["settings"]
+    kept = {index_id: indexes[index_id] for index_id in INDEXES}
 
     def targets() -> dict[Key, Target]:
-        indexes = memo.get("indexes")
-        if indexes is None:
-            return {}
-        return scaling.targets(indexes[CC_INDEX], indexes[POD_INDEX], reconciler, ours.worker_image)
+        return scaling.targets(kept[CC_INDEX], kept[POD_INDEX], reconciler, ours.worker_image)
 
     def snapshot_of(key: Key) -> Snapshot:
-        return snapshot(key, memo["indexes"])
+        return snapshot(key, kept)
 
     gatherer = Gatherer(targets, scaling.applier(reconciler, snapshot_of))
-    memo["autoscaler"] = asyncio.create_task(gatherer.run(), name="corescale autoscaler")
-    return gatherer
-
-
-def _keep_indexes(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
-    if "indexes" not in memo:
-        memo["indexes"] = {index_id: indexes[index_id] for index_id in INDEXES}
+    shared["gatherer"] = gatherer
+    shared["task"] = asyncio.create_task(gatherer.run(), name="corescale autoscaler")
 
 
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("autoscaler")
+    task = memo.get("autoscaler", {}).get("task")
     if task is not None:
         task.cancel()
     if "reconciler" in memo:
@@ -228,7 +228,7 @@ async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> No
     spec the operator cannot use waits for the next change of the spec.
     """
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    _keep_indexes(memo, indexes)
+    _start_autoscaler(memo, indexes)
     try:
         outcome = await _reconciler(memo).reconcile(key, snapshot(key, indexes, body))
     except KubeError as exc:
@@ -258,7 +258,7 @@ async def on_child_event(
     if "reconciler" not in memo:
         return
     key = _child_key(namespace, labels)
-    _keep_indexes(memo, indexes)
+    _start_autoscaler(memo, indexes)
     if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
     try:
