@@ -46,7 +46,9 @@ kill_pods() {
   local h pids
   for h in /sys/fs/cgroup/*/kubepods; do
     [[ -d $h ]] || continue
-    pids=$(find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+    # A pod's cgroup may vanish between find and cat; find then fails, which
+    # under pipefail would end the caller: what was read is enough.
+    pids=$({ find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null || true; } | sort -u)
     if [[ -n $pids ]]; then
       # shellcheck disable=SC2086 # one pid per word
       kill -KILL $pids 2>/dev/null || true
