@@ -139,7 +139,7 @@ def test_apply_error_is_degraded() -> None:
     result = _compute(
         spec.parse({}, "i"),
         status.Observed(),
-        error=status.Problem("ApplyFailed", "apply Deployment: forbidden"),
+        errors=[status.Problem("ApplyFailed", "apply Deployment: forbidden")],
     )
     assert _conditions(result)["Degraded"] == ("True", "ApplyFailed")
 

@@ -6,12 +6,19 @@ What wakes a reconcile:
   HPA, which change ``spec.replicas``) or found at startup (resume);
 * any event on a child (Deployment, Service, PodDisruptionBudget, or a pod):
   this repairs drift within seconds and keeps the status current;
-* a retry every ``CORESCALE_RESYNC_SECONDS`` while the API server refuses
-  a child for reasons outside the spec (permissions, quota, admission).
+* a retry (:func:`_retry_later`) after a reconcile that could not finish:
+  in 5 s when the API call may pass by itself (timeouts, overload), every
+  ``CORESCALE_RESYNC_SECONDS`` when the API server refused it (permissions,
+  quota, admission, a body its schema refuses, a name held by an object the
+  CoreCluster does not control). A spec the operator cannot use waits for
+  the next change of the spec.
 
 There is deliberately no kopf timer: kopf puts a finalizer on every object
 with a timer, and a finalizer makes deleting a CoreCluster (or its
-namespace) hang whenever the operator is not running.
+namespace) hang whenever the operator is not running. Nor are kopf's
+retries used (``kopf.TemporaryError``): kopf logs an ERROR and posts an
+event on every attempt, where the reconcile already reports each new
+problem once in the status, an event and one log line.
 
 The children are read from kopf indexes, in-memory views that kopf keeps
 current from its watches, so a reconcile that finds nothing to change makes
@@ -216,39 +223,71 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = memo.get("autoscaler")
     if task is not None:
         task.cancel()
+    for pending in memo.get("retries", {}).values():
+        pending.cancel()
     if "reconciler" in memo:
         await _reconciler(memo).close()
 
 
-async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
-    """Create, update, resume: reconcile, and let kopf retry what may pass.
-
-    An apply refused for a reason outside the spec (RBAC, quota, admission)
-    is retried every resync interval, since someone may fix the cause; a
-    spec the operator cannot use waits for the next change of the spec.
-    """
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    _keep_indexes(memo, indexes)
+async def _run(memo: kopf.Memo, key: Key, take: Snapshot, *, soon: bool) -> None:
+    """One reconcile, then the retry its outcome calls for."""
+    reconciler = _reconciler(memo)
     try:
-        outcome = await _reconciler(memo).reconcile(key, snapshot(key, indexes, body))
+        if soon:
+            outcome = await reconciler.reconcile_soon(key, take)
+        else:
+            outcome = await reconciler.reconcile(key, take)
     except KubeError as exc:
+        # A call outside the children's writes (status, owner check) failed;
+        # the status could not say so, so the log does, once per message.
         outcome = Outcome(exc.message, exc.transient)
-    if outcome.error is None:
+        said: dict[Key, str] = memo.setdefault("said", {})
+        if said.get(key) != exc.message:
+            said[key] = exc.message
+            log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+    _retry_later(memo, key, outcome)
+
+
+def _retry_later(memo: kopf.Memo, key: Key, outcome: Outcome) -> None:
+    """Replace the CoreCluster's pending retry with the one ``outcome`` calls for (or none)."""
+    retries: dict[Key, asyncio.TimerHandle] = memo.setdefault("retries", {})
+    pending = retries.pop(key, None)
+    if pending is not None:
+        pending.cancel()
+    if not outcome.retry:
+        memo.get("said", {}).pop(key, None)
         return
-    if outcome.invalid:
-        raise kopf.PermanentError(outcome.error)
     ours: Settings = memo["settings"]
     delay = TRANSIENT_DELAY if outcome.transient else ours.resync_seconds
-    raise kopf.TemporaryError(outcome.error, delay=delay)
+    running: set[asyncio.Task[None]] = memo.setdefault("retrying", set())
+
+    def fire() -> None:
+        retries.pop(key, None)
+        if not memo["indexes"][CC_INDEX].get(key):
+            return  # deleted meanwhile
+        task = asyncio.create_task(_run(memo, key, snapshot(key, memo["indexes"]), soon=True))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    retries[key] = asyncio.get_running_loop().call_later(delay, fire)
+
+
+async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
+    """Create, update, resume: reconcile; a failure is retried by :func:`_retry_later`."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    _keep_indexes(memo, indexes)
+    await _run(memo, key, snapshot(key, indexes, body), soon=False)
 
 
 async def on_corecluster_event(
     type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    """Forget a deleted CoreCluster; its children go by their ownerReferences."""
+    """Forget a deleted CoreCluster; the children it controls go by their ownerReferences."""
     if type == "DELETED" and "reconciler" in memo:
-        _reconciler(memo).forget((namespace or "", name))
-        log.info("%s/%s: deleted; Kubernetes removes its children", namespace, name)
+        key = (namespace or "", name)
+        _reconciler(memo).forget(key)
+        _retry_later(memo, key, Outcome())
+        log.info("%s/%s: deleted; Kubernetes removes the children it controls", namespace, name)
 
 
 async def on_child_event(
@@ -261,10 +300,7 @@ async def on_child_event(
     _keep_indexes(memo, indexes)
     if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
-    try:
-        await _reconciler(memo).reconcile_soon(key, snapshot(key, indexes))
-    except KubeError as exc:
-        log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+    await _run(memo, key, snapshot(key, indexes), soon=True)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

@@ -176,7 +176,7 @@ def compute(
     *,
     previous: Iterable[Object],
     now: str,
-    error: Problem | None = None,
+    errors: Sequence[Problem] = (),
     deployment: Object | None = None,
 ) -> dict[str, Any]:
     """The full status to write: counts, selector and the three conditions.
@@ -184,14 +184,15 @@ def compute(
     ``deployment`` is the rendered Deployment of ``spec`` when the caller has
     it already: a reconcile renders it once for the plan and the status.
 
-    ``error`` is what the operator itself could not do (an apply the API
-    server refused); it makes the CoreCluster Degraded whatever the pods say.
+    ``errors`` is what the operator itself could not do (an apply the API
+    server refused, a child's name held by an object it does not control);
+    they make the CoreCluster Degraded whatever the pods say.
     """
     desired = deployment if deployment is not None else render.deployment(owner, spec)
     current = observed.deployments.get(spec.mode)
     others = sorted(mode for mode in observed.deployments if mode != spec.mode)
     counts = _counts(observed.deployments.values())
-    problems = ([error] if error else []) + deployment_problems(observed.deployments.values())
+    problems = list(errors) + deployment_problems(observed.deployments.values())
     problems += pod_problems(observed.pods)
     done = rolled_out(current, desired) and not others and observed.service is not None
     ready_text = (
@@ -222,7 +223,7 @@ def compute(
             reason, message = "Scaling", ready_text
         else:
             reason, message = "RollingOut", ready_text
-        stalled = any(p.reason == "ProgressDeadlineExceeded" for p in problems) or error is not None
+        stalled = any(p.reason == "ProgressDeadlineExceeded" for p in problems) or bool(errors)
         ready = _condition("Ready", False, reason, message, generation)
         progressing = _condition(
             "Progressing", not stalled, "Stalled" if stalled else reason, message, generation
