@@ -41,7 +41,16 @@ import kopf
 from corescale.operator import kube, scaling, status
 from corescale.operator.gather import Gatherer, Target
 from corescale.operator.kube import KubeError
-from corescale.operator.names import CHILDREN, CLUSTER_LABEL, CORECLUSTERS, MANAGED_BY, MODE_LABEL
+from corescale.operator.names import (
+    CHILDREN,
+    CLUSTER_LABEL,
+    CORECLUSTERS,
+    MANAGED_BY,
+    MODE_LABEL,
+    SERVICE_NAME_LABEL,
+    SLICE_MANAGER,
+    SLICE_MANAGER_LABEL,
+)
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
@@ -51,6 +60,11 @@ OURS: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
     CLUSTER_LABEL: kopf.PRESENT,
 }
+SLICES: dict[str, Any] = OURS | {
+    SLICE_MANAGER_LABEL: SLICE_MANAGER,
+    SERVICE_NAME_LABEL: kopf.PRESENT,
+}
+"""The EndpointSlices of the CoreClusters' Services (the controller copies their labels)."""
 Key = tuple[str, str]
 
 
@@ -89,12 +103,13 @@ def _index_child(
 # The indexes, by the id kopf registers each under, which is also the keyword
 # under which kopf passes it to every handler: (resource, label filter, what
 # to keep of each object).
-CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX = (
+CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX, SLICE_INDEX = (
     "cc_index",
     "deployment_index",
     "service_index",
     "budget_index",
     "pod_index",
+    "slice_index",
 )
 INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[..., Any]]] = {
     CC_INDEX: (CORECLUSTERS, None, _index_corecluster),
@@ -102,6 +117,11 @@ INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[...
     SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
     BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
     POD_INDEX: (CHILDREN["pods"], OURS, _index_child(scaling.pod_summary)),
+    SLICE_INDEX: (CHILDREN["endpointslices"], SLICES, _index_child(status.slice_summary)),
+}
+CHILD_LABELS = {
+    resource: SLICES if resource == CHILDREN["endpointslices"] else OURS
+    for resource in CHILDREN.values()
 }
 
 
@@ -124,6 +144,9 @@ def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
         service=service,
         disruption_budget=budget,
         pods=list(indexes[POD_INDEX].get(key, ())),
+        endpoint_slices=[
+            s for s in indexes[SLICE_INDEX].get(key, ()) if s["metadata"]["service"] == name
+        ],
     )
 
 
@@ -315,5 +338,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
     for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
         cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
     kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
-    for resource in CHILDREN.values():
-        kopf.on.event(*resource, labels=OURS, registry=registry)(on_child_event)
+    for resource, labels in CHILD_LABELS.items():
+        kopf.on.event(*resource, labels=labels, registry=registry)(on_child_event)
