@@ -191,6 +191,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     # The operator posts its own events; kopf adds only warnings and errors.
     settings.posting.level = logging.WARNING
     settings.peering.stealth = True
+    settings.peering.lifetime = ours.peering_lifetime
     api = kube.Kube(await kube.connect())
     if ours.peering:
         try:
