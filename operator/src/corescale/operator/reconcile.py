@@ -170,6 +170,12 @@ class Reconciler:
             new = status.invalid(generation, str(exc), current.get("conditions") or [], _now())
             await self._report(key, body, current, new, f"invalid spec: {exc}")
             return Outcome(str(exc), invalid=True)
+        refused = spec.refused_service_type(wanted, self.settings.service_types)
+        if refused:
+            previous = current.get("conditions") or []
+            new = status.invalid(generation, refused, previous, _now(), "ServiceTypeNotAllowed")
+            await self._report(key, body, current, new, refused)
+            return Outcome(refused, invalid=True)
 
         log.debug(
             "%s/%s: reconcile generation %s (status %s); deployments %s",

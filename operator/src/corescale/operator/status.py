@@ -309,12 +309,18 @@ def compute(
     }
 
 
-def invalid(generation: int, message: str, previous: Iterable[Object], now: str) -> dict[str, Any]:
-    """The status of a CoreCluster whose spec can never work: Degraded, and why."""
+def invalid(
+    generation: int,
+    message: str,
+    previous: Iterable[Object],
+    now: str,
+    reason: str = "InvalidSpec",
+) -> dict[str, Any]:
+    """The status of a CoreCluster whose spec can never work here: Degraded, and why."""
     conditions = [
-        _condition("Ready", False, "InvalidSpec", message, generation),
-        _condition("Progressing", False, "InvalidSpec", message, generation),
-        _condition("Degraded", True, "InvalidSpec", message, generation),
+        _condition("Ready", False, reason, message, generation),
+        _condition("Progressing", False, reason, message, generation),
+        _condition("Degraded", True, reason, message, generation),
     ]
     _stamp(conditions, previous, now)
     return {"observedGeneration": generation, "conditions": conditions}
