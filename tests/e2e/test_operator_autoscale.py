@@ -76,7 +76,9 @@ def _wait_settled(namespace: str) -> dict[str, Any]:
     def settled() -> dict[str, Any] | None:
         cc = get(namespace, "corecluster", "hello")
         status = cc.get("status") or {}
-        ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+        )
         desired = (status.get("autoscaling") or {}).get("desiredReplicas")
         if ready.get("status") == "True" and status.get("readyReplicas") == desired:
             return cc

@@ -84,6 +84,35 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.env",
         "must not set CORESCALE_APP, CORESCALE_MODE",
     ),
+    (
+        "valueFrom of an unknown kind",
+        {"env": [{"name": "A", "valueFrom": {"bogus": 1}}]},
+        "spec.env[0].valueFrom.bogus",
+        "unknown field",
+    ),
+    (
+        "valueFrom with two sources",
+        {
+            "env": [
+                {
+                    "name": "A",
+                    "valueFrom": {
+                        "fieldRef": {"fieldPath": "metadata.name"},
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                    },
+                }
+            ]
+        },
+        "spec.env[0].valueFrom",
+        "must have at most 1",
+    ),
+    (
+        "secretKeyRef without key",
+        {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s"}}}]},
+        "spec.env[0].valueFrom.secretKeyRef.key",
+        "Required value",
+    ),
+    ("cpu below a millicore", {"cpu": "1n"}, "spec.cpu", "at least 1m"),
 ]
 
 

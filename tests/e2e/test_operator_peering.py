@@ -4,6 +4,9 @@ over when the active one stops."""
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +68,31 @@ def test_only_the_highest_priority_acts_and_a_standby_takes_over(
     )
     assert deployment["spec"]["replicas"] == 1
     assert "scaled" not in active.log()
+
+
+TAKEOVER_LIMIT = 15.0
+"""Issue 16: a standby acts within 15 s of the active operator's unclean death."""
+
+
+@pytest.mark.e2e
+def test_a_standby_takes_over_within_15_s_of_the_active_one_being_killed(
+    pair: tuple[OperatorProcess, OperatorProcess], namespace: str
+) -> None:
+    """SIGKILL, as a node loss: no cleanup, the dead peer's record stays behind."""
+    active, standby = pair
+    apply(namespace, corecluster("hello", replicas=0))
+    wait_ready(namespace, "hello", workers=0)
+    assert "hello:" not in standby.log()
+
+    active.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    kubectl("scale", "-n", namespace, "corecluster/hello", "--replicas=1")
+    wait_for(
+        "the standby to take over",
+        lambda: f"{namespace}/hello: scaled 0 -> 1 workers" in standby.log(),
+        timeout=60,
+        interval=0.1,
+    )
+    took = time.monotonic() - killed
+    sys.stderr.write(f"\nSIGKILL of the active operator -> the standby scaled: {took:.1f} s\n")
+    assert took < TAKEOVER_LIMIT

@@ -53,6 +53,8 @@ def test_default_install_has_the_operator_its_rbac_and_the_crds() -> None:
             ("ClusterRole", "", f"{OPERATOR}-cluster"),
             ("ClusterRoleBinding", "", OPERATOR),
             ("ClusterRoleBinding", "", f"{OPERATOR}-cluster"),
+            ("ClusterRole", "", "corescale-edit"),
+            ("ClusterRole", "", "corescale-view"),
             ("Deployment", OPERATOR_NS, OPERATOR),
         ]
         + [("CustomResourceDefinition", "", name) for name in CRD_NAMES]
@@ -150,6 +152,7 @@ def test_cluster_wide_rbac_grants_exactly_what_the_operator_uses() -> None:
         | {("", "services", v) for v in crud}
         | {("policy", "poddisruptionbudgets", v) for v in crud}
         | {("", "pods", v) for v in ("get", "list", "watch")}
+        | {("discovery.k8s.io", "endpointslices", v) for v in ("get", "list", "watch")}
         | {("", "events", v) for v in ("create", "patch")}
         | {("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "create", "patch")}
     )
@@ -231,7 +234,12 @@ def test_extra_labels_are_on_every_object_but_not_in_the_selector() -> None:
 def test_release_name_prefixes_every_name() -> None:
     objects = render(release="ops")
     names = {o["metadata"]["name"] for o in objects if o["kind"] != "CustomResourceDefinition"}
-    assert names == {"ops-corescale-operator", "ops-corescale-operator-cluster"}
+    assert names == {
+        "ops-corescale-operator",
+        "ops-corescale-operator-cluster",
+        "ops-corescale-edit",
+        "ops-corescale-view",
+    }
 
 
 def test_scheduling_and_pod_values_are_passed_through() -> None:

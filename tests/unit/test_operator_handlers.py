@@ -18,13 +18,14 @@ def test_register_wires_every_trigger() -> None:
         "service_index",
         "budget_index",
         "pod_index",
+        "slice_index",
     }
     assert [h.id for h in registry._changing.get_all_handlers()] == ["reconcile"] * 3
     # No timers or daemons: kopf would put a finalizer on every CoreCluster.
     assert not registry._spawning.get_all_handlers()
     assert not any(h.requires_finalizer for h in registry._changing.get_all_handlers())
     watching = [str(h.id) for h in registry._watching.get_all_handlers()]
-    assert watching.count("on_child_event") == 4
+    assert watching.count("on_child_event") == 5
 
 
 def test_observed_picks_this_clusters_children_by_mode() -> None:
@@ -40,6 +41,12 @@ def test_observed_picks_this_clusters_children_by_mode() -> None:
         "service_index": {key: [_obj("other"), _obj("hello")]},
         "budget_index": {},
         "pod_index": {key: [_obj("hello-pods-1"), _obj("hello-pods-2")]},
+        "slice_index": {
+            key: [
+                {"metadata": {"name": "hello-x1", "service": "hello"}},
+                {"metadata": {"name": "other-x1", "service": "other"}},
+            ]
+        },
     }
     seen = handlers.observed(key, indexes)
     assert {mode: d["metadata"]["name"] for mode, d in seen.deployments.items()} == {
@@ -49,6 +56,7 @@ def test_observed_picks_this_clusters_children_by_mode() -> None:
     assert seen.service is not None and seen.service["metadata"]["name"] == "hello"
     assert seen.disruption_budget is None
     assert len(seen.pods) == 2
+    assert [found["metadata"]["name"] for found in seen.endpoint_slices] == ["hello-x1"]
 
 
 def test_indexed_copies_drop_managed_fields_except_for_coreclusters() -> None:

@@ -1,6 +1,7 @@
 """What the operator decides to do, and how it words it, for a given observed state."""
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from corescale.operator import plan, render, spec
@@ -42,9 +43,9 @@ def test_first_reconcile_creates_everything() -> None:
     parsed = spec.parse({"replicas": 2}, "i")
     actions = plan.actions(OWNER, parsed, Observed(), spec_changed=True, first=True)
     assert [(a.verb, a.body["kind"], a.reason) for a in actions] == [
-        ("apply", "Deployment", "Created"),
-        ("apply", "Service", "Created"),
-        ("apply", "PodDisruptionBudget", "Created"),
+        ("create", "Deployment", "Created"),
+        ("create", "Service", "Created"),
+        ("create", "PodDisruptionBudget", "Created"),
     ]
     assert actions[0].message == "created Deployment hello-pods: 2 workers in 2 pods (pods mode)"
 
@@ -100,6 +101,50 @@ def test_a_deleted_service_is_recreated() -> None:
     assert [(a.body["kind"], a.reason) for a in actions] == [("Service", "Repaired")]
     assert actions[0].message == "re-created Service hello: it had been deleted"
     assert actions[0].recreates  # the reconciler checks that the owner still exists
+    assert actions[0].verb == "create"  # refused if anything else holds the name meanwhile
+
+
+def _owned_by(obj: Mapping[str, Any], uid: str | None) -> dict[str, Any]:
+    """``obj`` with its controller reference pointing at ``uid`` (None: no ownerReferences)."""
+    changed = copy.deepcopy(dict(obj))
+    if uid is None:
+        changed["metadata"].pop("ownerReferences")
+    else:
+        changed["metadata"]["ownerReferences"][0]["uid"] = uid
+    return changed
+
+
+def test_children_controlled_by_another_uid_are_not_ours_and_never_applied() -> None:
+    """Same labels, same name, but created by someone else (or for a CoreCluster of
+    the same name that was deleted and re-created): not this CoreCluster's."""
+    parsed = spec.parse({"replicas": 2}, "i")
+    steady = _steady(parsed)
+    observed = Observed(
+        deployments={"pods": _owned_by(steady.deployments["pods"], "someone-else")},
+        service=_owned_by(steady.service or {}, None),
+        disruption_budget=steady.disruption_budget,
+    )
+    ours, problems = plan.split_ownership(OWNER, observed)
+    assert ours.deployments == {} and ours.service is None
+    assert ours.disruption_budget is steady.disruption_budget
+    assert [p.reason for p in problems] == ["ErrResourceExists"] * 2
+    assert problems[0].message.startswith(
+        "Deployment hello-pods already exists and is not controlled by CoreCluster hello"
+    )
+    assert "Service hello already exists" in problems[1].message
+    todo = plan.actions(OWNER, parsed, ours, spec_changed=True, first=False)
+    assert [(a.verb, a.body["kind"]) for a in todo] == [
+        ("create", "Deployment"),
+        ("create", "Service"),
+        ("apply", "PodDisruptionBudget"),
+    ]
+
+
+def test_a_controller_reference_needs_controller_true() -> None:
+    service = _as_stored(render.service(OWNER, spec.parse({}, "i")))
+    assert plan.controlled_by(service, OWNER.uid)
+    service["metadata"]["ownerReferences"][0]["controller"] = False
+    assert not plan.controlled_by(service, OWNER.uid)
 
 
 def test_mode_switch_keeps_the_old_pods_until_the_new_ones_are_ready() -> None:

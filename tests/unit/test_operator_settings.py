@@ -13,6 +13,8 @@ def test_defaults_watch_everything_with_peering() -> None:
     assert loaded.peering == "corescale"
     assert loaded.liveness_url == "http://0.0.0.0:8081/healthz"
     assert loaded.resync_seconds == 60.0
+    assert loaded.peering_lifetime == 10
+    assert loaded.service_types == ("ClusterIP",)
 
 
 def test_every_variable_is_read() -> None:
@@ -26,6 +28,8 @@ def test_every_variable_is_read() -> None:
             "CORESCALE_PEERING_PRIORITY": "7",
             "CORESCALE_LIVENESS": "",
             "CORESCALE_RESYNC_SECONDS": "5",
+            "CORESCALE_PEERING_LIFETIME": "20",
+            "CORESCALE_SERVICE_TYPES": "NodePort, ClusterIP",
         }
     )
     assert loaded.worker_image == "registry.example/corescale:1.2"
@@ -34,6 +38,8 @@ def test_every_variable_is_read() -> None:
     assert loaded.peering == "" and loaded.priority == 7
     assert loaded.liveness_url is None
     assert loaded.resync_seconds == 5.0
+    assert loaded.peering_lifetime == 20
+    assert loaded.service_types == ("ClusterIP", "NodePort")
 
 
 def test_replicas_get_distinct_priorities_by_default() -> None:
@@ -50,6 +56,9 @@ def test_replicas_get_distinct_priorities_by_default() -> None:
         ("CORESCALE_PEERING_PRIORITY", "high"),
         ("CORESCALE_RESYNC_SECONDS", "0.1"),
         ("CORESCALE_RESYNC_SECONDS", "soon"),
+        ("CORESCALE_PEERING_LIFETIME", "2"),
+        ("CORESCALE_PEERING_LIFETIME", "7.5"),
+        ("CORESCALE_SERVICE_TYPES", "ClusterIP,ExternalName"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str) -> None:

@@ -171,3 +171,19 @@ def test_good_names(name: str) -> None:
 def test_names_that_cannot_name_a_service(name: str) -> None:
     with pytest.raises(spec.SpecError, match=r"metadata\.name"):
         spec.check_name(name)
+
+
+def test_a_service_type_the_operator_does_not_allow_is_refused() -> None:
+    node_port = spec.parse({"service": {"type": "NodePort"}}, "i")
+    assert spec.refused_service_type(node_port, ("ClusterIP", "NodePort")) is None
+    refused = spec.refused_service_type(node_port, ("ClusterIP",))
+    assert refused is not None and refused.startswith("spec.service.type NodePort is not allowed")
+    assert spec.refused_service_type(spec.parse({}, "i"), ("ClusterIP",)) is None
+
+
+def test_cpu_below_a_millicore_is_refused_not_rounded() -> None:
+    with pytest.raises(spec.SpecError, match=r"spec.cpu must be at least 1m"):
+        spec.parse({"cpu": "1n"}, "i")
+    with pytest.raises(spec.SpecError, match=r"spec.cpuRequest must be at least 1m"):
+        spec.parse({"cpu": "1", "cpuRequest": "500u"}, "i")
+    assert str(spec.parse({"cpu": "1m", "cpuRequest": "1m"}, "i").cpu) == "1m"

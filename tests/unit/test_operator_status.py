@@ -1,6 +1,7 @@
 """Status and conditions computed from observed children."""
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 from corescale.operator import render, spec, status
@@ -139,7 +140,7 @@ def test_apply_error_is_degraded() -> None:
     result = _compute(
         spec.parse({}, "i"),
         status.Observed(),
-        error=status.Problem("ApplyFailed", "apply Deployment: forbidden"),
+        errors=[status.Problem("ApplyFailed", "apply Deployment: forbidden")],
     )
     assert _conditions(result)["Degraded"] == ("True", "ApplyFailed")
 
@@ -199,3 +200,74 @@ def test_a_deployment_rendered_by_the_caller_decides_rolled_out() -> None:
     assert _conditions(_compute(parsed, observed))["Progressing"][0] == "False"
     newer = render.deployment(OWNER, spec.parse({"replicas": 2, "port": 9000}, "i"))
     assert _conditions(_compute(parsed, observed, deployment=newer))["Progressing"][0] == "True"
+
+
+def _ready_pod(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def _slice(service_uid: str, endpoints: list[dict[str, Any]]) -> dict[str, Any]:
+    return status.slice_summary(
+        {
+            "metadata": {
+                "name": "hello-abcde",
+                "labels": {"kubernetes.io/service-name": "hello"},
+                "ownerReferences": [{"kind": "Service", "name": "hello", "uid": service_uid}],
+            },
+            "endpoints": endpoints,
+        }
+    )
+
+
+def _endpoint(pod: str, ready: bool | None) -> dict[str, Any]:
+    conditions = {} if ready is None else {"ready": ready}
+    return {
+        "addresses": ["10.0.0.1"],
+        "conditions": conditions,
+        "targetRef": {"kind": "Pod", "name": pod},
+    }
+
+
+def test_ready_waits_until_the_services_endpoint_slices_list_every_ready_pod() -> None:
+    parsed = spec.parse({"replicas": 2}, "i")
+    base = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=2)},
+        service={"metadata": {"name": "hello", "uid": "svc-1"}},
+        pods=[_ready_pod("hello-pods-a"), _ready_pod("hello-pods-b")],
+    )
+    not_yet = _compute(
+        parsed,
+        replace(
+            base,
+            endpoint_slices=[
+                _slice("svc-1", [_endpoint("hello-pods-a", True), _endpoint("hello-pods-b", False)])
+            ],
+        ),
+    )
+    assert _conditions(not_yet)["Ready"] == ("False", "WaitingForEndpoints")
+    assert "do not list hello-pods-b yet" in not_yet["conditions"][0]["message"]
+    # A slice of an earlier Service of the same name proves nothing.
+    stale = _compute(
+        parsed,
+        replace(
+            base,
+            endpoint_slices=[
+                _slice("svc-0", [_endpoint("hello-pods-a", True), _endpoint("hello-pods-b", True)])
+            ],
+        ),
+    )
+    assert _conditions(stale)["Ready"] == ("False", "WaitingForEndpoints")
+    # ready unset means ready, as the EndpointSlice API defines it.
+    serving = _compute(
+        parsed,
+        replace(
+            base,
+            endpoint_slices=[
+                _slice("svc-1", [_endpoint("hello-pods-a", True), _endpoint("hello-pods-b", None)])
+            ],
+        ),
+    )
+    assert _conditions(serving)["Ready"] == ("True", "AllWorkersReady")

@@ -28,6 +28,11 @@ same rules for `kubectl apply -k`; a unit test keeps the two identical.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# The EndpointSlices of a CoreCluster's Service are only read: Ready waits
+# until they list every ready pod.
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch"]
 # Events on the CoreCluster for every action the operator takes.
 - apiGroups: [""]
   resources: ["events"]

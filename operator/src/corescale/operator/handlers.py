@@ -6,12 +6,19 @@ What wakes a reconcile:
   HPA, which change ``spec.replicas``) or found at startup (resume);
 * any event on a child (Deployment, Service, PodDisruptionBudget, or a pod):
   this repairs drift within seconds and keeps the status current;
-* a retry every ``CORESCALE_RESYNC_SECONDS`` while the API server refuses
-  a child for reasons outside the spec (permissions, quota, admission).
+* a retry (:func:`_retry_later`) after a reconcile that could not finish:
+  in 5 s when the API call may pass by itself (timeouts, overload), every
+  ``CORESCALE_RESYNC_SECONDS`` when the API server refused it (permissions,
+  quota, admission, a body its schema refuses, a name held by an object the
+  CoreCluster does not control). A spec the operator cannot use waits for
+  the next change of the spec.
 
 There is deliberately no kopf timer: kopf puts a finalizer on every object
 with a timer, and a finalizer makes deleting a CoreCluster (or its
-namespace) hang whenever the operator is not running.
+namespace) hang whenever the operator is not running. Nor are kopf's
+retries used (``kopf.TemporaryError``): kopf logs an ERROR and posts an
+event on every attempt, where the reconcile already reports each new
+problem once in the status, an event and one log line.
 
 The children are read from kopf indexes, in-memory views that kopf keeps
 current from its watches, so a reconcile that finds nothing to change makes
@@ -34,7 +41,16 @@ import kopf
 from corescale.operator import kube, scaling, status
 from corescale.operator.gather import Gatherer, Target
 from corescale.operator.kube import KubeError
-from corescale.operator.names import CHILDREN, CLUSTER_LABEL, CORECLUSTERS, MANAGED_BY, MODE_LABEL
+from corescale.operator.names import (
+    CHILDREN,
+    CLUSTER_LABEL,
+    CORECLUSTERS,
+    MANAGED_BY,
+    MODE_LABEL,
+    SERVICE_NAME_LABEL,
+    SLICE_MANAGER,
+    SLICE_MANAGER_LABEL,
+)
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
@@ -44,6 +60,11 @@ OURS: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
     CLUSTER_LABEL: kopf.PRESENT,
 }
+SLICES: dict[str, Any] = OURS | {
+    SLICE_MANAGER_LABEL: SLICE_MANAGER,
+    SERVICE_NAME_LABEL: kopf.PRESENT,
+}
+"""The EndpointSlices of the CoreClusters' Services (the controller copies their labels)."""
 Key = tuple[str, str]
 
 
@@ -82,12 +103,13 @@ def _index_child(
 # The indexes, by the id kopf registers each under, which is also the keyword
 # under which kopf passes it to every handler: (resource, label filter, what
 # to keep of each object).
-CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX = (
+CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX, SLICE_INDEX = (
     "cc_index",
     "deployment_index",
     "service_index",
     "budget_index",
     "pod_index",
+    "slice_index",
 )
 INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[..., Any]]] = {
     CC_INDEX: (CORECLUSTERS, None, _index_corecluster),
@@ -95,6 +117,11 @@ INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[...
     SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
     BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
     POD_INDEX: (CHILDREN["pods"], OURS, _index_child(scaling.pod_summary)),
+    SLICE_INDEX: (CHILDREN["endpointslices"], SLICES, _index_child(status.slice_summary)),
+}
+CHILD_LABELS = {
+    resource: SLICES if resource == CHILDREN["endpointslices"] else OURS
+    for resource in CHILDREN.values()
 }
 
 
@@ -117,6 +144,9 @@ def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
         service=service,
         disruption_budget=budget,
         pods=list(indexes[POD_INDEX].get(key, ())),
+        endpoint_slices=[
+            s for s in indexes[SLICE_INDEX].get(key, ()) if s["metadata"]["service"] == name
+        ],
     )
 
 
@@ -161,6 +191,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     # The operator posts its own events; kopf adds only warnings and errors.
     settings.posting.level = logging.WARNING
     settings.peering.stealth = True
+    settings.peering.lifetime = ours.peering_lifetime
     api = kube.Kube(await kube.connect())
     if ours.peering:
         try:
@@ -173,7 +204,13 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
                 "installed? (CORESCALE_PEERING= runs without peering)"
             ) from exc
     memo["reconciler"] = Reconciler(api, ours)
+    # Each resource handler gets a shallow copy of this memo: what handlers
+    # share lives in containers made here, which every copy refers to.
     memo["autoscaler"] = {}  # filled by the first resource handler: _start_autoscaler
+    memo["indexes"] = {}  # filled by the first resource handler: _keep_indexes
+    memo["said"] = {}
+    memo["retries"] = {}
+    memo["retrying"] = set()
     scope = ", ".join(ours.namespaces) if ours.namespaces else "all namespaces"
     log.info(
         "watching CoreClusters in %s; default worker image %s; %s",
@@ -199,7 +236,7 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
         return
     reconciler = _reconciler(memo)
     ours: Settings = memo["settings"]
-    kept = {index_id: indexes[index_id] for index_id in INDEXES}
+    kept = _keep_indexes(memo, indexes)
 
     def targets() -> dict[Key, Target]:
         return scaling.targets(kept[CC_INDEX], kept[POD_INDEX], reconciler, ours.worker_image)
@@ -212,43 +249,84 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
     shared["task"] = asyncio.create_task(gatherer.run(), name="corescale autoscaler")
 
 
+def _keep_indexes(memo: kopf.Memo, indexes: Mapping[str, Any]) -> dict[str, Any]:
+    """kopf's indexes, kept where timers and the autoscaler, which kopf does
+    not call with them, can read them (the live views, not a copy)."""
+    kept: dict[str, Any] = memo["indexes"]
+    if not kept:
+        kept.update({index_id: indexes[index_id] for index_id in INDEXES})
+    return kept
+
+
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = memo.get("autoscaler", {}).get("task")
     if task is not None:
         task.cancel()
+    for pending in memo.get("retries", {}).values():
+        pending.cancel()
     if "reconciler" in memo:
         await _reconciler(memo).close()
 
 
-async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
-    """Create, update, resume: reconcile, and let kopf retry what may pass.
-
-    An apply refused for a reason outside the spec (RBAC, quota, admission)
-    is retried every resync interval, since someone may fix the cause; a
-    spec the operator cannot use waits for the next change of the spec.
-    """
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    _start_autoscaler(memo, indexes)
+async def _run(memo: kopf.Memo, key: Key, take: Snapshot, *, soon: bool) -> None:
+    """One reconcile, then the retry its outcome calls for."""
+    reconciler = _reconciler(memo)
     try:
-        outcome = await _reconciler(memo).reconcile(key, snapshot(key, indexes, body))
+        if soon:
+            outcome = await reconciler.reconcile_soon(key, take)
+        else:
+            outcome = await reconciler.reconcile(key, take)
     except KubeError as exc:
+        # A call outside the children's writes (status, owner check) failed;
+        # the status could not say so, so the log does, once per message.
         outcome = Outcome(exc.message, exc.transient)
-    if outcome.error is None:
+        said: dict[Key, str] = memo["said"]
+        if said.get(key) != exc.message:
+            said[key] = exc.message
+            log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+    _retry_later(memo, key, outcome)
+
+
+def _retry_later(memo: kopf.Memo, key: Key, outcome: Outcome) -> None:
+    """Replace the CoreCluster's pending retry with the one ``outcome`` calls for (or none)."""
+    retries: dict[Key, asyncio.TimerHandle] = memo["retries"]
+    pending = retries.pop(key, None)
+    if pending is not None:
+        pending.cancel()
+    if not outcome.retry:
+        memo.get("said", {}).pop(key, None)
         return
-    if outcome.invalid:
-        raise kopf.PermanentError(outcome.error)
     ours: Settings = memo["settings"]
     delay = TRANSIENT_DELAY if outcome.transient else ours.resync_seconds
-    raise kopf.TemporaryError(outcome.error, delay=delay)
+    running: set[asyncio.Task[None]] = memo["retrying"]
+
+    def fire() -> None:
+        retries.pop(key, None)
+        if not memo["indexes"][CC_INDEX].get(key):
+            return  # deleted meanwhile
+        task = asyncio.create_task(_run(memo, key, snapshot(key, memo["indexes"]), soon=True))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    retries[key] = asyncio.get_running_loop().call_later(delay, fire)
+
+
+async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
+    """Create, update, resume: reconcile; a failure is retried by :func:`_retry_later`."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    _start_autoscaler(memo, indexes)
+    await _run(memo, key, snapshot(key, indexes, body), soon=False)
 
 
 async def on_corecluster_event(
     type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    """Forget a deleted CoreCluster; its children go by their ownerReferences."""
+    """Forget a deleted CoreCluster; the children it controls go by their ownerReferences."""
     if type == "DELETED" and "reconciler" in memo:
-        _reconciler(memo).forget((namespace or "", name))
-        log.info("%s/%s: deleted; Kubernetes removes its children", namespace, name)
+        key = (namespace or "", name)
+        _reconciler(memo).forget(key)
+        _retry_later(memo, key, Outcome())
+        log.info("%s/%s: deleted; Kubernetes removes the children it controls", namespace, name)
 
 
 async def on_child_event(
@@ -261,10 +339,7 @@ async def on_child_event(
     _start_autoscaler(memo, indexes)
     if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
-    try:
-        await _reconciler(memo).reconcile_soon(key, snapshot(key, indexes))
-    except KubeError as exc:
-        log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+    await _run(memo, key, snapshot(key, indexes), soon=True)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -279,5 +354,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
     for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
         cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
     kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
-    for resource in CHILDREN.values():
-        kopf.on.event(*resource, labels=OURS, registry=registry)(on_child_event)
+    for resource, labels in CHILD_LABELS.items():
+        kopf.on.event(*resource, labels=labels, registry=registry)(on_child_event)

@@ -7,10 +7,14 @@ What is left is here: writing the children, the status and the peering
 object, and one read, :meth:`Kube.owner_exists`, which asks the API server
 rather than a watch that may lag.
 
-Children are written with server-side apply (field manager ``corescale``,
-forced): the operator states the fields it owns and the API server merges,
-so reconciling twice is the same as once, and a field someone else changed
-is simply taken back.
+A missing child is *created* (POST), which the API server refuses with 409
+if any object holds the name, so the operator never merges into an object
+someone else made; the create's fields are then handed to the apply manager
+(:meth:`Kube.create`). A child that exists is written with server-side apply
+(field manager ``corescale``), forced: it is only called for objects whose
+controller ownerReference names this CoreCluster's uid (plan.split_ownership),
+so forcing takes back fields of the operator's own object that someone else
+changed (drift), never fields of an object it does not control.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -30,40 +34,80 @@ log = logging.getLogger(__name__)
 
 TRANSIENT = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Statuses worth retrying as they are: timeouts, conflicts, overload, server errors."""
+SPEC_ERRORS = ("field not declared in schema", "failed to create typed patch object")
+"""What a 500 from server-side apply says when the body itself does not fit the
+resource's schema (an unknown field under ``valueFrom``, say): retrying the
+same body cannot help."""
 
 
 class KubeError(Exception):
-    """An API call failed; ``transient`` says whether retrying the same call may work."""
+    """An API call failed; the properties say what may help."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason
+        """The API's machine-readable reason (``AlreadyExists``, ``Forbidden``, ...)."""
 
     @property
     def transient(self) -> bool:
+        """Retrying the same call in a moment may work: the cause is not in the request."""
+        if self.status == 500 and any(text in self.message for text in SPEC_ERRORS):
+            return False
         return self.status in TRANSIENT or self.status == 0
+
+    @property
+    def exists(self) -> bool:
+        """A create found the name taken."""
+        return self.status == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def terminating(self) -> bool:
+        """The namespace is being deleted: nothing can be created in it any more."""
+        return self.status == 403 and "being terminated" in self.message
 
 
 def _error(exc: Exception, doing: str) -> KubeError:
     if isinstance(exc, ApiException):
         try:
-            message = json.loads(exc.body or "{}").get("message") or exc.reason
+            body = json.loads(exc.body or "{}")
+            message, reason = body.get("message") or exc.reason, str(body.get("reason") or "")
         except (ValueError, AttributeError):
-            message = exc.reason
-        return KubeError(int(exc.status or 0), f"{doing}: {message}")
+            message, reason = exc.reason, ""
+        return KubeError(int(exc.status or 0), f"{doing}: {message}", reason)
     return KubeError(0, f"{doing}: {exc.__class__.__name__}: {exc}")
 
 
-def _path(body: Mapping[str, Any], subresource: str = "") -> str:
+def _collection(body: Mapping[str, Any]) -> str:
     api_version, kind = body["apiVersion"], body["kind"]
     prefix = "/api" if "/" not in api_version else "/apis"
-    meta = body["metadata"]
-    path = (
-        f"{prefix}/{api_version}/namespaces/{meta['namespace']}/"
-        f"{PLURALS[(api_version, kind)]}/{meta['name']}"
-    )
+    namespace = body["metadata"]["namespace"]
+    return f"{prefix}/{api_version}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}"
+
+
+def _path(body: Mapping[str, Any], subresource: str = "") -> str:
+    path = f"{_collection(body)}/{body['metadata']['name']}"
     return f"{path}/{subresource}" if subresource else path
+
+
+def _as_applied(managed_fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A JSON patch that turns the create's managedFields entry into an apply entry.
+
+    A create records its fields under (corescale, Update); server-side apply
+    by corescale is another manager, (corescale, Apply), which could then
+    never remove a field it stops setting. The ``test`` operations make the
+    patch fail rather than edit an entry that changed meanwhile.
+    """
+    for index, entry in enumerate(managed_fields):
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Update":
+            path = f"/metadata/managedFields/{index}"
+            return [
+                {"op": "test", "path": f"{path}/manager", "value": FIELD_MANAGER},
+                {"op": "test", "path": f"{path}/operation", "value": "Update"},
+                {"op": "replace", "path": f"{path}/operation", "value": "Apply"},
+            ]
+    return []
 
 
 async def connect() -> client.ApiClient:
@@ -110,8 +154,43 @@ class Kube:
         except (ApiException, OSError, TimeoutError) as exc:
             raise _error(exc, doing) from exc
 
+    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a child that must not exist yet; 409 (a KubeError) if any object has its name.
+
+        The fields are then handed to the apply manager (:func:`_as_applied`).
+        """
+        doing = f"create {body['kind']} {body['metadata']['name']}"
+        created: dict[str, Any] = await self._call(
+            "POST",
+            _collection(body),
+            doing,
+            body=dict(body),
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+        patch = _as_applied(created.get("metadata", {}).get("managedFields") or [])
+        if not patch:
+            return created
+        meta = created["metadata"]
+        target = {**body, "metadata": {"namespace": meta["namespace"], "name": meta["name"]}}
+        try:
+            adopted: dict[str, Any] = await self._call(
+                "PATCH",
+                _path(target),
+                f"hand the fields of {body['kind']} {meta['name']} to server-side apply",
+                body=patch,
+                content_type="application/json-patch+json",
+            )
+        except KubeError as exc:
+            # Created all the same; the next apply shares the fields instead.
+            log.debug("%s/%s: %s", meta["namespace"], meta["name"], exc.message)
+            return created
+        return adopted
+
     async def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``body`` as the ``corescale`` field manager, forcing conflicts."""
+        """Server-side apply ``body`` as the ``corescale`` field manager, forcing conflicts.
+
+        Only for a child this CoreCluster controls (see the module's docstring).
+        """
         result: dict[str, Any] = await self._call(
             "PATCH",
             _path(body),
@@ -123,13 +202,21 @@ class Kube:
         return result
 
     async def delete(self, body: Mapping[str, Any]) -> None:
-        """Delete a child; one that is already gone counts as deleted."""
+        """Delete a child; one that is already gone counts as deleted.
+
+        The uid precondition makes the API server refuse (409) if the name
+        now belongs to another object than the one the operator saw.
+        """
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        uid = body["metadata"].get("uid")
+        if uid:
+            options["preconditions"] = {"uid": uid}
         try:
             await self._call(
                 "DELETE",
                 _path(body),
                 f"delete {body['kind']} {body['metadata']['name']}",
-                body={"propagationPolicy": "Background"},
+                body=options,
             )
         except KubeError as exc:
             if exc.status != 404:

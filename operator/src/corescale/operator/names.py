@@ -21,8 +21,16 @@ CHILDREN: dict[str, tuple[str, ...]] = {
     "services": ("v1", "services"),
     "budgets": ("policy", "v1", "poddisruptionbudgets"),
     "pods": ("v1", "pods"),
+    "endpointslices": ("discovery.k8s.io", "v1", "endpointslices"),
 }
-"""What a CoreCluster owns or causes, as kopf names the resources."""
+"""What a CoreCluster owns or causes, as kopf names the resources. The
+EndpointSlices of its Service carry its labels too: the EndpointSlice
+controller copies the Service's labels onto them."""
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+"""On an EndpointSlice: the Service it lists the endpoints of."""
+SLICE_MANAGER_LABEL = "endpointslice.kubernetes.io/managed-by"
+SLICE_MANAGER = "endpointslice-controller.k8s.io"
+"""The EndpointSlice controller, the only writer of slices that kube-proxy's rules follow."""
 PLURALS = {
     ("v1", "Service"): "services",
     ("apps/v1", "Deployment"): "deployments",

@@ -1,21 +1,24 @@
-"""Pure decisions: which objects to apply or delete, and how to say why.
+"""Pure decisions: which objects to create, apply or delete, and how to say why.
 
 Reconciling is always "apply what the spec renders to", which server-side
-apply makes idempotent. This module only adds two things on top: it skips
-applies that would change nothing (so a quiet cluster costs no API writes),
-and it names every real action in words a person reads in the log and in the
-CoreCluster's events, telling a user's change from drift it puts back.
+apply makes idempotent. This module adds three things on top: it never
+touches an object this CoreCluster does not control (:func:`split_ownership`;
+a missing child is *created*, which fails if anything else holds the name,
+rather than applied, which would merge into it); it skips applies that would
+change nothing (so a quiet cluster costs no API writes); and it names every
+real action in words a person reads in the log and in the CoreCluster's
+events, telling a user's change from drift it puts back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from corescale.operator import names, render
 from corescale.operator.spec import MODES, CoreClusterSpec
-from corescale.operator.status import Observed, contains, rolled_out
+from corescale.operator.status import Observed, Problem, contains, rolled_out
 
 Object = Mapping[str, Any]
 
@@ -25,12 +28,67 @@ class Action:
     """One API call to make, and the event that reports it (empty: say nothing)."""
 
     verb: str
-    """``apply`` or ``delete``."""
+    """``create`` (the child is missing), ``apply`` (it exists and is ours) or ``delete``."""
     body: Object
     reason: str = ""
     message: str = ""
     recreates: bool = False
     """It puts back a child that vanished, which also happens when the owner vanished."""
+
+
+NOT_OURS = "ErrResourceExists"
+"""The reason of a conflict over a name, as Kubernetes' sample-controller words it."""
+
+
+def controlled_by(obj: Object, uid: str) -> bool:
+    """Whether ``obj`` has a controller ownerReference to the object with ``uid``.
+
+    Labels prove nothing (anyone may copy them); the controller reference
+    with the CoreCluster's uid is what the operator itself wrote.
+    """
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("controller") is True and ref.get("uid") == uid for ref in refs)
+
+
+def not_ours(owner: render.Owner, kind: str, name: str) -> Problem:
+    """The problem to report for an object with a child's name that this CoreCluster
+    does not control."""
+    return Problem(
+        NOT_OURS,
+        f"{kind} {name} already exists and is not controlled by CoreCluster {owner.name}; "
+        "it is left untouched (rename the CoreCluster, or delete or rename the object)",
+    )
+
+
+def split_ownership(owner: render.Owner, observed: Observed) -> tuple[Observed, list[Problem]]:
+    """The children this CoreCluster controls, and a problem for each labelled one it does not.
+
+    Objects without the labels never reach the watches; creating the child
+    then fails on the name, and the reconcile reports the same problem.
+    """
+    problems = []
+    deployments = {}
+    for mode, found in observed.deployments.items():
+        if controlled_by(found, owner.uid):
+            deployments[mode] = found
+        else:
+            problems.append(not_ours(owner, "Deployment", found["metadata"]["name"]))
+    kept: dict[str, Object | None] = {}
+    for kind, field in (("Service", "service"), ("PodDisruptionBudget", "disruption_budget")):
+        found = getattr(observed, field)
+        ours = found is None or controlled_by(found, owner.uid)
+        kept[field] = found if ours else None
+        if not ours:
+            problems.append(not_ours(owner, kind, found["metadata"]["name"]))
+    return (
+        replace(
+            observed,
+            deployments=deployments,
+            service=kept["service"],
+            disruption_budget=kept["disruption_budget"],
+        ),
+        problems,
+    )
 
 
 def _workers(deployment: Object) -> int | None:
@@ -110,15 +168,15 @@ def _deployment_action(
     if current is None:
         if others:
             return Action(
-                "apply",
+                "create",
                 desired,
                 "SwitchingMode",
                 f"switching {', '.join(others)} -> {spec.mode}: starting {shape}",
             )
         if first:
-            return Action("apply", desired, "Created", f"created Deployment {name}: {shape}")
+            return Action("create", desired, "Created", f"created Deployment {name}: {shape}")
         return Action(
-            "apply",
+            "create",
             desired,
             "Repaired",
             f"re-created Deployment {name} ({shape}): it had been deleted",
@@ -159,9 +217,9 @@ def _simple_action(
     name = desired["metadata"]["name"]
     if current is None:
         if first:
-            return Action("apply", desired, "Created", f"created {kind} {name}")
+            return Action("create", desired, "Created", f"created {kind} {name}")
         return Action(
-            "apply",
+            "create",
             desired,
             "Repaired",
             f"re-created {kind} {name}: it had been deleted",
@@ -189,7 +247,10 @@ def actions(
     scaled_by: str | None = None,
     deployment: render.Object | None = None,
 ) -> list[Action]:
-    """Everything to do, applies first and deletions last.
+    """Everything to do, creations and applies first and deletions last.
+
+    ``observed`` must hold only children this CoreCluster controls
+    (:func:`split_ownership`).
 
     ``spec_changed`` (the generation is newer than the status says) forces
     every apply, because a field removed from the spec leaves the observed

@@ -45,6 +45,11 @@ class Outcome:
     invalid: bool = False
     """Only a new spec can help."""
 
+    @property
+    def retry(self) -> bool:
+        """Worth another run without a new event: it failed for a reason outside the spec."""
+        return self.error is not None and not self.invalid
+
 
 def _event(body: Object, kind: str, reason: str, message: str) -> None:
     """Queue an event on the CoreCluster; kopf posts it in the background.
@@ -102,7 +107,14 @@ class Reconciler:
         current = self._own.status(key, body)
         return self._decisions.replicas(key, wanted.autoscaling, wanted.replicas, current)
 
-    def _observed(self, key: Key, seen: status.Observed) -> status.Observed:
+    def _observed(
+        self, key: Key, owner: render.Owner, watched: status.Observed
+    ) -> tuple[status.Observed, list[status.Problem]]:
+        """The children this CoreCluster controls (the watched copies merged with own
+        writes), and a problem for each labelled object with a child's name it does not."""
+        return plan.split_ownership(owner, self._merged(key, watched))
+
+    def _merged(self, key: Key, seen: status.Observed) -> status.Observed:
         deployments = {}
         for mode in spec.MODES:
             fresh = self._own.child(key, f"Deployment/{mode}", seen.deployments.get(mode))
@@ -149,8 +161,8 @@ class Reconciler:
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
         current = self._own.status(key, body)
-        seen = self._observed(key, watched)
         owner = render.Owner(meta["name"], meta["namespace"], meta["uid"])
+        seen, conflicts = self._observed(key, owner, watched)
         try:
             spec.check_name(owner.name)
             wanted = spec.parse(body.get("spec"), self.settings.worker_image)
@@ -158,6 +170,12 @@ class Reconciler:
             new = status.invalid(generation, str(exc), current.get("conditions") or [], _now())
             await self._report(key, body, current, new, f"invalid spec: {exc}")
             return Outcome(str(exc), invalid=True)
+        refused = spec.refused_service_type(wanted, self.settings.service_types)
+        if refused:
+            previous = current.get("conditions") or []
+            new = status.invalid(generation, refused, previous, _now(), "ServiceTypeNotAllowed")
+            await self._report(key, body, current, new, refused)
+            return Outcome(refused, invalid=True)
 
         log.debug(
             "%s/%s: reconcile generation %s (status %s); deployments %s",
@@ -201,27 +219,40 @@ class Reconciler:
             log.info("%s/%s: gone; not re-creating its children", *key)
             self.forget(key)
             return Outcome()
-        problem: status.Problem | None = None
+        problems = list(conflicts)
+        failed: status.Problem | None = None
         transient = False
         for action in todo:
             try:
                 await self._act(key, action)
             except KubeError as exc:
-                problem = status.Problem("ApplyFailed", exc.message)
+                if exc.terminating:
+                    # Its namespace is going, and the CoreCluster with it:
+                    # nothing to report, and events could not be posted.
+                    log.debug("%s/%s: namespace terminating: %s", *key, exc.message)
+                    self.forget(key)
+                    return Outcome()
+                if action.verb == "create" and exc.exists:
+                    kind, name = action.body["kind"], action.body["metadata"]["name"]
+                    problems.append(plan.not_ours(owner, kind, name))
+                    continue
+                failed = status.Problem("ApplyFailed", exc.message)
                 transient = exc.transient
                 break
             if action.message:
                 log.info("%s/%s: %s", owner.namespace, owner.name, action.message)
                 _event(body, "Normal", action.reason, action.message)
+        if failed is not None:
+            problems.append(failed)
 
         new = status.compute(
             owner,
             wanted,
             generation,
-            self._observed(key, watched),
+            self._observed(key, owner, watched)[0],
             previous=current.get("conditions") or [],
             now=_now(),
-            error=problem,
+            errors=problems,
             deployment=deployment,
         )
         if wanted.autoscaling is not None:
@@ -230,8 +261,9 @@ class Reconciler:
             )
         elif "autoscaling" in current:
             new["autoscaling"] = None  # merge patch: removes it
-        await self._report(key, body, current, new, problem.message if problem else None)
-        return Outcome(problem.message if problem else None, transient)
+        error = problems[0].message if problems else None
+        await self._report(key, body, current, new, error)
+        return Outcome(error, transient)
 
     async def _act(self, key: Key, action: plan.Action) -> None:
         body = action.body
@@ -242,7 +274,7 @@ class Reconciler:
             await self.kube.delete(body)
             self._own.deleted(key, kind, version(body))
         else:
-            written = await self.kube.apply(body)
+            written = await (self.kube.create if action.verb == "create" else self.kube.apply)(body)
             written.get("metadata", {}).pop("managedFields", None)
             self._own.applied(key, kind, written)
 

@@ -14,9 +14,14 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from corescale.operator.spec import SERVICE_TYPES
+
 DEFAULT_WORKER_IMAGE = "corescale-worker:dev"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_PEERING_LIFETIME = 10
+"""kopf's own default is 60 s: a minute without reconciling after an unclean exit."""
+MIN_PEERING_LIFETIME = 5
 
 
 class SettingsError(ValueError):
@@ -37,10 +42,20 @@ class Settings:
     """Name of the kopf peering object; empty runs standalone (no peering)."""
     priority: int
     """Peering priority: the live instance with the highest one is active."""
+    peering_lifetime: int
+    """Seconds a peer's record counts as alive after its last keepalive. A
+    standby takes over from an active instance that died without a word
+    (SIGKILL, node loss) once this has passed; kopf renews the record every
+    ``lifetime - 5..10`` seconds (at least 1), so it must exceed the API's
+    worst round trip and the clock skew between nodes."""
     liveness: str
     """HOST:PORT of the liveness endpoint (``/healthz``); empty disables it."""
     resync_seconds: float
     """How often an apply the API server refused (RBAC, quota, admission) is retried."""
+    service_types: tuple[str, ...] = ("ClusterIP",)
+    """The Service types CoreClusters may request. Creating a CoreCluster must not
+    let a user open a node port or a load balancer that the cluster's RBAC
+    would not let her create herself; an admin allows more here."""
 
     @property
     def clusterwide(self) -> bool:
@@ -87,6 +102,27 @@ def _priority(env: Mapping[str, str]) -> int:
         raise SettingsError(f"CORESCALE_PEERING_PRIORITY={raw!r}: expected an integer") from None
 
 
+def _lifetime(env: Mapping[str, str]) -> int:
+    value = _number(
+        env, "CORESCALE_PEERING_LIFETIME", DEFAULT_PEERING_LIFETIME, MIN_PEERING_LIFETIME
+    )
+    if value != int(value):
+        raise SettingsError(f"CORESCALE_PEERING_LIFETIME={value:g}: expected whole seconds")
+    return int(value)
+
+
+def _service_types(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("CORESCALE_SERVICE_TYPES", "").strip() or "ClusterIP"
+    wanted = tuple(sorted({part.strip() for part in raw.split(",") if part.strip()}))
+    unknown = [kind for kind in wanted if kind not in SERVICE_TYPES]
+    if unknown or not wanted:
+        raise SettingsError(
+            f"CORESCALE_SERVICE_TYPES={raw!r}: expected a comma-separated list of "
+            f"{', '.join(SERVICE_TYPES)}"
+        )
+    return wanted
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -100,6 +136,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_level=_choice(env, "CORESCALE_LOG_LEVEL", "info", LOG_LEVELS),
         peering=env.get("CORESCALE_PEERING", "corescale").strip(),
         priority=_priority(env),
+        peering_lifetime=_lifetime(env),
         liveness=env.get("CORESCALE_LIVENESS", "0.0.0.0:8081").strip(),
         resync_seconds=_number(env, "CORESCALE_RESYNC_SECONDS", 60.0, 1.0),
+        service_types=_service_types(env),
     )

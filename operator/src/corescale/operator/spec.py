@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from corescale.operator import quantity
@@ -141,6 +142,15 @@ def _positive(spec: Mapping[str, Any], key: str, default: str) -> quantity.Quant
     return parsed
 
 
+def _millicores(spec: Mapping[str, Any], key: str, default: str) -> quantity.Quantity:
+    """A CPU quantity: Kubernetes counts CPU in millicores, so less than 1m
+    would be rounded up to 1m behind the user's back."""
+    parsed = _positive(spec, key, default)
+    if parsed.value < Fraction(1, 1000):
+        raise SpecError(f"spec.{key} must be at least 1m, got {spec.get(key)!r}")
+    return parsed
+
+
 def _env(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     entries = spec.get("env") or []
     names: set[str] = set()
@@ -189,6 +199,20 @@ def _autoscaling(spec: Mapping[str, Any]) -> Policy | None:
     )
 
 
+def refused_service_type(wanted: CoreClusterSpec, allowed: tuple[str, ...]) -> str | None:
+    """Why the operator will not create the Service ``wanted`` asks for, if it will not.
+
+    A CoreCluster's Service is created with the operator's rights, not its
+    author's: only the types the operator's admin allowed are applied.
+    """
+    if wanted.service.type in allowed:
+        return None
+    return (
+        f"spec.service.type {wanted.service.type} is not allowed by the operator "
+        f"(CORESCALE_SERVICE_TYPES: {', '.join(allowed)}); nothing is applied"
+    )
+
+
 def check_name(name: str) -> None:
     """The CoreCluster's name becomes the Service's name, so it must be a DNS-1035 label."""
     if not _NAME.match(name) or len(name) > MAX_NAME:
@@ -210,8 +234,8 @@ def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec
     app = spec.get("app")
     if app is not None and (not isinstance(app, str) or not _APP.match(app)):
         raise SpecError(f"spec.app must be module:factory, got {app!r}")
-    cpu = _positive(spec, "cpu", "1")
-    cpu_request = _positive(spec, "cpuRequest", "100m")
+    cpu = _millicores(spec, "cpu", "1")
+    cpu_request = _millicores(spec, "cpuRequest", "100m")
     if cpu_request.value > cpu.value:
         raise SpecError("spec.cpuRequest must not be larger than spec.cpu")
     service = spec.get("service") or {}

@@ -47,12 +47,60 @@ class Observed:
     service: Object | None = None
     disruption_budget: Object | None = None
     pods: Sequence[Object] = ()
+    endpoint_slices: Sequence[Object] = ()
+    """The Service's EndpointSlices, as :func:`slice_summary` keeps them."""
 
 
 @dataclass(frozen=True)
 class Problem:
     reason: str
     message: str
+
+
+def slice_summary(body: Object) -> dict[str, Any]:
+    """What Ready needs of an EndpointSlice: its Service, its owners and the pods it
+    lists as ready (a missing ``ready`` means ready, as the API defines it)."""
+    meta = body["metadata"]
+    return {
+        "metadata": {
+            "name": meta["name"],
+            "service": (meta.get("labels") or {}).get(names.SERVICE_NAME_LABEL, ""),
+            "ownerReferences": meta.get("ownerReferences") or [],
+        },
+        "ready": sorted(
+            endpoint["targetRef"]["name"]
+            for endpoint in body.get("endpoints") or []
+            if (endpoint.get("conditions") or {}).get("ready") is not False
+            and (endpoint.get("targetRef") or {}).get("kind") == "Pod"
+        ),
+    }
+
+
+def _pod_ready(pod: Object) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def unlisted(observed: Observed) -> list[str]:
+    """Ready pods that the Service's EndpointSlices do not list as ready yet.
+
+    Only slices whose owner is the Service the operator observes count, so a
+    slice left from an earlier Service of the same name proves nothing.
+    """
+    service_uid = ((observed.service or {}).get("metadata") or {}).get("uid")
+    listed = {
+        pod
+        for found in observed.endpoint_slices
+        if any(ref.get("uid") == service_uid for ref in found["metadata"]["ownerReferences"])
+        for pod in found["ready"]
+    }
+    return sorted(
+        pod["metadata"]["name"]
+        for pod in observed.pods
+        if _pod_ready(pod) and pod["metadata"]["name"] not in listed
+    )
 
 
 def workers_per_pod(deployment: Object) -> int:
@@ -176,7 +224,7 @@ def compute(
     *,
     previous: Iterable[Object],
     now: str,
-    error: Problem | None = None,
+    errors: Sequence[Problem] = (),
     deployment: Object | None = None,
 ) -> dict[str, Any]:
     """The full status to write: counts, selector and the three conditions.
@@ -184,16 +232,24 @@ def compute(
     ``deployment`` is the rendered Deployment of ``spec`` when the caller has
     it already: a reconcile renders it once for the plan and the status.
 
-    ``error`` is what the operator itself could not do (an apply the API
-    server refused); it makes the CoreCluster Degraded whatever the pods say.
+    ``errors`` is what the operator itself could not do (an apply the API
+    server refused, a child's name held by an object it does not control);
+    they make the CoreCluster Degraded whatever the pods say.
     """
     desired = deployment if deployment is not None else render.deployment(owner, spec)
     current = observed.deployments.get(spec.mode)
     others = sorted(mode for mode in observed.deployments if mode != spec.mode)
     counts = _counts(observed.deployments.values())
-    problems = ([error] if error else []) + deployment_problems(observed.deployments.values())
+    problems = list(errors) + deployment_problems(observed.deployments.values())
     problems += pod_problems(observed.pods)
-    done = rolled_out(current, desired) and not others and observed.service is not None
+    # An error of the operator's own (a child it may not write) means the
+    # spec is not carried out, however well the pods run.
+    finished = (
+        rolled_out(current, desired) and not others and observed.service is not None and not errors
+    )
+    # Ready means serving: the Service's endpoints list every ready pod.
+    waiting = unlisted(observed) if finished else []
+    done = finished and not waiting
     ready_text = (
         f"{counts['readyReplicas']}/{spec.workers} workers ready in "
         f"{counts['readyPods']}/{spec.pods} pods ({spec.mode} mode)"
@@ -211,7 +267,14 @@ def compute(
             "Progressing", False, "Complete", "the cluster matches its spec", generation
         )
     else:
-        if current is None:
+        if errors:
+            reason, message = errors[0].reason, errors[0].message
+        elif waiting:
+            reason = "WaitingForEndpoints"
+            message = (
+                f"{ready_text}; the Service's EndpointSlices do not list {', '.join(waiting)} yet"
+            )
+        elif current is None:
             reason, message = "Creating", f"creating the {spec.mode} Deployment"
         elif others:
             reason = "SwitchingMode"
@@ -222,7 +285,7 @@ def compute(
             reason, message = "Scaling", ready_text
         else:
             reason, message = "RollingOut", ready_text
-        stalled = any(p.reason == "ProgressDeadlineExceeded" for p in problems) or error is not None
+        stalled = any(p.reason == "ProgressDeadlineExceeded" for p in problems) or bool(errors)
         ready = _condition("Ready", False, reason, message, generation)
         progressing = _condition(
             "Progressing", not stalled, "Stalled" if stalled else reason, message, generation
@@ -246,12 +309,18 @@ def compute(
     }
 
 
-def invalid(generation: int, message: str, previous: Iterable[Object], now: str) -> dict[str, Any]:
-    """The status of a CoreCluster whose spec can never work: Degraded, and why."""
+def invalid(
+    generation: int,
+    message: str,
+    previous: Iterable[Object],
+    now: str,
+    reason: str = "InvalidSpec",
+) -> dict[str, Any]:
+    """The status of a CoreCluster whose spec can never work here: Degraded, and why."""
     conditions = [
-        _condition("Ready", False, "InvalidSpec", message, generation),
-        _condition("Progressing", False, "InvalidSpec", message, generation),
-        _condition("Degraded", True, "InvalidSpec", message, generation),
+        _condition("Ready", False, reason, message, generation),
+        _condition("Progressing", False, reason, message, generation),
+        _condition("Degraded", True, reason, message, generation),
     ]
     _stamp(conditions, previous, now)
     return {"observedGeneration": generation, "conditions": conditions}
