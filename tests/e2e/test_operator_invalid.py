@@ -70,7 +70,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "autoscaling target zero",
         {"autoscaling": {"maxReplicas": 3, "targetInFlight": 0}},
         "spec.autoscaling.targetInFlight",
-        "greater than or equal to 0.01",
+        "must be a number from 0.01 to 10000",
     ),
     (
         "autoscaling scale-down factor below one",
