@@ -59,3 +59,13 @@ def test_a_round_where_no_pod_answered_is_no_sample() -> None:
 def test_prefork_pods_count_all_their_workers() -> None:
     sample = cluster_sample(3.0, {"a": (8.0, 4)}, ready_workers=8)
     assert sample == Sample(3.0, 16.0, 8)
+
+
+def test_the_busy_integral_gives_the_exact_average_when_published() -> None:
+    text = EXPOSITION + 'corescale_request_busy_seconds_total{worker="0"} 30.5\n'
+    reading = parse(text, 5.0)
+    assert reading.busy_total == 30.5
+    before = Reading(4.0, 9.0, 0.0, 1, busy_total=24.5)
+    # 6 s of requests in flight over 1 s: six on average, whatever the gauge says now
+    assert concurrency(before, reading) == 6.0
+    assert concurrency(Reading(4.0, 0.0, 0.0, 1, busy_total=99.0), reading) == reading.in_flight

@@ -1,11 +1,14 @@
 """From the workers' ``/metrics`` to the load of a CoreCluster: pure functions.
 
-Each worker pod publishes, per serving process, the requests in flight now
-(a gauge) and the summed duration of answered requests (a counter). By
-Little's law the counter's growth per second is the average number of
-requests in flight over that second, which a one-second scrape of the gauge
-alone would only sample. The load of a pod over a round is the larger of the
-two, so a burst of long requests that have not finished yet still counts.
+Each worker pod publishes, per serving process, the time its requests have
+spent in flight so far (``corescale_request_busy_seconds_total``: answered
+requests' durations plus the age of those still running). Its growth per
+second between two scrapes is exactly the average number of requests in
+flight over that interval, with no sampling noise and no lag for long
+requests. Workers that predate that counter publish the requests in flight
+now (a gauge) and the summed duration of answered requests; from those the
+load is the larger of the gauge and the duration sum's growth per second
+(Little's law), so a burst of long requests still counts.
 
 A counter that went back (the pod's processes restarted) is not read as a
 dip: that round uses the gauge alone. A pod that did not answer is left out
@@ -22,6 +25,7 @@ from corescale.operator.autoscale import Sample
 
 IN_FLIGHT = "corescale_requests_in_flight"
 BUSY_SECONDS = "corescale_request_duration_seconds_sum"
+BUSY_TOTAL = "corescale_request_busy_seconds_total"
 WORKERS = "corescale_workers"
 
 
@@ -37,6 +41,8 @@ class Reading:
     in_flight: float
     busy_seconds: float
     workers: int
+    busy_total: float | None = None
+    """The exact in-flight integral, when the worker publishes it."""
 
 
 def _sample_value(line: str) -> tuple[str, float]:
@@ -53,7 +59,8 @@ def _sample_value(line: str) -> tuple[str, float]:
 
 def parse(text: str, time: float) -> Reading:
     """The figures the autoscaler needs from one exposition, taken at ``time``."""
-    totals = {IN_FLIGHT: 0.0, BUSY_SECONDS: 0.0}
+    totals = {IN_FLIGHT: 0.0, BUSY_SECONDS: 0.0, BUSY_TOTAL: 0.0}
+    seen_total = False
     workers: float | None = None
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -61,11 +68,18 @@ def parse(text: str, time: float) -> Reading:
         name, value = _sample_value(line)
         if name in totals:
             totals[name] += value
+            seen_total = seen_total or name == BUSY_TOTAL
         elif name == WORKERS:
             workers = value
     if workers is None:
         raise MetricsError(f"no {WORKERS} in the exposition: is this a corescale worker?")
-    return Reading(time, totals[IN_FLIGHT], totals[BUSY_SECONDS], int(workers))
+    return Reading(
+        time,
+        totals[IN_FLIGHT],
+        totals[BUSY_SECONDS],
+        int(workers),
+        totals[BUSY_TOTAL] if seen_total else None,
+    )
 
 
 def concurrency(previous: Reading | None, current: Reading) -> float:
@@ -76,7 +90,12 @@ def concurrency(previous: Reading | None, current: Reading) -> float:
         or current.busy_seconds < previous.busy_seconds
     ):
         return current.in_flight
-    little = (current.busy_seconds - previous.busy_seconds) / (current.time - previous.time)
+    elapsed = current.time - previous.time
+    if current.busy_total is not None and previous.busy_total is not None:
+        if current.busy_total < previous.busy_total:
+            return current.in_flight
+        return (current.busy_total - previous.busy_total) / elapsed
+    little = (current.busy_seconds - previous.busy_seconds) / elapsed
     return max(little, current.in_flight)
 
 
