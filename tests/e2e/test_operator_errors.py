@@ -104,3 +104,18 @@ def test_deleting_a_namespace_of_coreclusters_logs_no_error(
     finally:
         operator.stop()
         kubectl("delete", "namespace", doomed, "--ignore-not-found", "--wait=false")
+
+
+@pytest.mark.e2e
+def test_an_app_that_cannot_be_imported_is_reported_with_the_import_error(
+    operator: OperatorProcess, namespace: str
+) -> None:
+    apply(namespace, corecluster("hello", app="nope.web:create_app"))
+
+    def degraded_with_the_import_error() -> str | None:
+        found = condition(get(namespace, "corecluster", "hello"), "Degraded")
+        message = str(found.get("message", ""))
+        return message if "No module named 'nope'" in message else None
+
+    message = wait_for("the import error in Degraded", degraded_with_the_import_error, timeout=120)
+    assert "CrashLoopBackOff" in message and "cannot import APP" in message, message

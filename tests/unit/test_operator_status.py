@@ -271,3 +271,34 @@ def test_ready_waits_until_the_services_endpoint_slices_list_every_ready_pod() -
         ),
     )
     assert _conditions(serving)["Ready"] == ("True", "AllWorkersReady")
+
+
+def test_a_crashing_worker_is_reported_with_its_last_words() -> None:
+    """A bad app: the import error the worker wrote, not the kubelet's back-off text."""
+    container = {
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting"}},
+        "lastState": {
+            "terminated": {
+                "exitCode": 3,
+                "message": "starting\ncorescale-worker: cannot import APP 'nope.web:app': "
+                "module 'nope.web' failed to import: No module named 'nope'\n\n",
+            }
+        },
+    }
+    problems = status.pod_problems(
+        [{"metadata": {"name": "p"}, "status": {"containerStatuses": [container]}}]
+    )
+    assert problems == [
+        status.Problem(
+            "CrashLoopBackOff",
+            "pod p: CrashLoopBackOff: corescale-worker: cannot import APP 'nope.web:app': "
+            "module 'nope.web' failed to import: No module named 'nope'",
+        )
+    ]
+    del container["lastState"]
+    assert (
+        status.pod_problems(
+            [{"metadata": {"name": "p"}, "status": {"containerStatuses": [container]}}]
+        )[0].message
+        == "pod p: CrashLoopBackOff: back-off 10s restarting"
+    )

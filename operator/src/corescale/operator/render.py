@@ -115,6 +115,10 @@ def _container(spec: CoreClusterSpec) -> Object:
         "args": worker_args(spec),
         "env": _env(spec),
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        # A worker that exits on a bad app says why on stderr; the kubelet
+        # keeps its last lines as the termination message, which the status
+        # then shows instead of only "back-off restarting failed container".
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {
             "requests": {"cpu": str(spec.cpu_request * per_pod), "memory": memory},
             "limits": {"cpu": str(spec.cpu * per_pod), "memory": memory},

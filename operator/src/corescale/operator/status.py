@@ -144,6 +144,17 @@ def rolled_out(observed: Object | None, desired: Object) -> bool:
     )
 
 
+def _last_words(container: Object) -> str:
+    """The last line a crashed container wrote (its termination message).
+
+    With terminationMessagePolicy FallbackToLogsOnError that is the end of
+    its log: for a worker whose app cannot be imported, the import error.
+    """
+    terminated = (container.get("lastState") or {}).get("terminated") or {}
+    lines = [line.strip() for line in str(terminated.get("message") or "").splitlines()]
+    return next((line for line in reversed(lines) if line), "")
+
+
 def pod_problems(pods: Iterable[Object]) -> list[Problem]:
     """What keeps pods from running, as the kubelet and scheduler report it."""
     problems = []
@@ -154,8 +165,11 @@ def pod_problems(pods: Iterable[Object]) -> list[Problem]:
             waiting = (container.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")
             if reason in POD_PROBLEMS:
-                detail = f": {waiting['message']}" if waiting.get("message") else ""
-                problems.append(Problem(reason, f"pod {name}: {reason}{detail}"))
+                said = _last_words(container) if reason == "CrashLoopBackOff" else ""
+                detail = said or waiting.get("message") or ""
+                problems.append(
+                    Problem(reason, f"pod {name}: {reason}{': ' if detail else ''}{detail}")
+                )
         for condition in status.get("conditions") or []:
             unschedulable = condition.get("reason") == "Unschedulable"
             if condition.get("type") == "PodScheduled" and unschedulable:
