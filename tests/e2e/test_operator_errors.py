@@ -119,3 +119,23 @@ def test_an_app_that_cannot_be_imported_is_reported_with_the_import_error(
 
     message = wait_for("the import error in Degraded", degraded_with_the_import_error, timeout=120)
     assert "CrashLoopBackOff" in message and "cannot import APP" in message, message
+
+
+@pytest.mark.e2e
+def test_a_service_type_the_operator_does_not_allow_is_refused_and_reported(
+    operator: OperatorProcess, namespace: str
+) -> None:
+    """CORESCALE_SERVICE_TYPES defaults to ClusterIP: a NodePort is never opened."""
+    apply(namespace, corecluster("hello", service={"type": "NodePort"}))
+
+    def refused() -> dict[str, object] | None:
+        found = condition(get(namespace, "corecluster", "hello"), "Degraded")
+        return found if found.get("reason") == "ServiceTypeNotAllowed" else None
+
+    degraded = wait_for("the refusal in Degraded", refused, timeout=60)
+    assert "NodePort" in str(degraded["message"]), degraded
+    services = kubectl("get", "services", "-n", namespace, "-o", "name")
+    assert "service/hello" not in services, services
+    # Allowed once the spec asks for what the operator permits.
+    apply(namespace, corecluster("hello", service={"type": "ClusterIP"}))
+    wait_ready(namespace, "hello", workers=1)
