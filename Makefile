@@ -10,7 +10,7 @@ export CORESCALE_TOOLS ?= $(HOME)/.cache/corescale-tools
 export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
 
 .PHONY: help deps venv lint generate unit test-chart test-worker e2e test tools helm base-images \
-        cluster cluster-down prometheus kubeconfig image up down bench bench-worker bench-autoscale bench-operator clean
+        cluster cluster-down prometheus nodes kubeconfig image up down bench bench-worker bench-autoscale bench-operator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ cluster: deps ## build (once) and start the local single-node cluster
 
 prometheus: cluster ## build (once) and start Prometheus on the local cluster: 127.0.0.1:9090, 1 s scrapes
 	hack/cluster.sh prometheus
+
+NODES ?= 10
+nodes: cluster ## KWOK beside the local cluster: NODES simulated one-CPU nodes over three zones, tainted corescale.dev/simulated (NODES=0 removes them)
+	hack/cluster.sh nodes $(NODES)
 
 cluster-down: ## stop the local cluster and remove everything it left
 	hack/cluster.sh down
