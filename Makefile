@@ -10,7 +10,7 @@ export CORESCALE_TOOLS ?= $(HOME)/.cache/corescale-tools
 export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
 
 .PHONY: help deps venv lint generate unit test-chart test-worker e2e test tools helm base-images \
-        cluster cluster-down prometheus kubeconfig image up down bench bench-worker bench-autoscale bench-operator clean
+        cluster cluster-down prometheus nodes kubeconfig image up down bench bench-worker bench-autoscale bench-operator bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ cluster: deps ## build (once) and start the local single-node cluster
 prometheus: cluster ## build (once) and start Prometheus on the local cluster: 127.0.0.1:9090, 1 s scrapes
 	hack/cluster.sh prometheus
 
+NODES ?= 10
+nodes: cluster ## KWOK beside the local cluster: NODES simulated one-CPU nodes over three zones, tainted corescale.dev/simulated (NODES=0 removes them)
+	hack/cluster.sh nodes $(NODES)
+
 cluster-down: ## stop the local cluster and remove everything it left
 	hack/cluster.sh down
 
@@ -88,6 +92,10 @@ bench-autoscale: venv cluster image ## corescale's autoscaler against an HPA on 
 
 bench-operator: venv cluster image ## operator timings on the cluster
 	$(PY) bench/operator/run.py
+
+SCALE ?= --nodes 100 --clusters 100 --workers 1000
+bench-scale: venv cluster ## the operator at scale on KWOK nodes (SCALE="--nodes N --clusters M --workers W"): table, JSON and plot
+	$(PY) bench/scale/run.py $(SCALE)
 
 clean: ## remove build output (both caches under ~/.cache stay)
 	rm -rf build dist *.egg-info

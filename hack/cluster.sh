@@ -12,6 +12,11 @@
 #   hack/cluster.sh prometheus  build (once) and start Prometheus beside the
 #                               running cluster: pods discovered through the
 #                               API, scraped every second (no-op when running)
+#   hack/cluster.sh nodes [N [POOL]]
+#                               build (once) and start KWOK beside the running
+#                               cluster; with N, make pool POOL (default kwok)
+#                               exactly N simulated nodes POOL-0..N-1 of one
+#                               CPU each over three zones (N=0 removes them)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/hack/cluster/env.sh"
@@ -365,6 +370,81 @@ prometheus() {
   log "prometheus ready on http://$PROMETHEUS_ADDRESS"
 }
 
+# kwok: simulated nodes beside the real one. KWOK plays the kubelet of every
+# node annotated kwok.x-k8s.io/node=fake, through the API server alone, by the
+# stages in hack/cluster/kwok/: nodes are Ready at once, their pods Running
+# and Ready without running anything, with addresses from KWOK_CIDR (outside
+# the cluster's pod and Service ranges) so that EndpointSlices list them.
+KWOK_CIDR=10.248.0.0/16
+KWOK_ADDRESS=127.0.0.1:10247
+SIMULATED_TAINT=corescale.dev/simulated
+POOL_LABEL=corescale.dev/pool
+start_kwok() {
+  healthy || die "the cluster is not running: make cluster first"
+  if pid_of kwok >/dev/null && curl -fsS "http://$KWOK_ADDRESS/healthz" >/dev/null 2>&1; then
+    return
+  fi
+  "$ROOT/hack/cluster/build.sh" kwok
+  local configs
+  configs=$(printf '%s,' "$ROOT"/hack/cluster/kwok/*.yaml)
+  start kwok --kubeconfig "$KUBECONFIG_PATH" --config "${configs%,}" \
+    --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --cidr "$KWOK_CIDR" --node-ip "$NODE_IP" --server-address "$KWOK_ADDRESS"
+  wait_until "kwok to be ready" 60 curl -fsS "http://$KWOK_ADDRESS/healthz"
+  log "kwok running (log: $LOGS/kwok.log)"
+}
+
+# simulated_node NAME ZONE POOL: a Node for KWOK with one CPU (the stage
+# sets its capacity), its hostname and zone labels, and a taint that keeps
+# every pod off it but those that tolerate corescale.dev/simulated.
+simulated_node() {
+  cat <<YAML
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $1
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels:
+    kubernetes.io/hostname: $1
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    topology.kubernetes.io/zone: $2
+    $POOL_LABEL: $3
+    type: kwok
+spec:
+  taints: [{key: $SIMULATED_TAINT, value: "true", effect: NoSchedule}]
+YAML
+}
+
+# nodes [N [POOL]]: KWOK running; with N, pool POOL holds exactly nodes
+# POOL-0..N-1, in zones zone-a, zone-b, zone-c in turn. Tests use a pool of
+# their own and remove it (N=0) when they are done.
+nodes() {
+  start_kwok
+  (($#)) || return 0
+  local n=$1 pool=${2:-kwok} i zones=(zone-a zone-b zone-c) manifest="" name
+  [[ $n =~ ^[0-9]+$ ]] || die "nodes: N must be a number, got '$n'"
+  [[ $pool =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "nodes: POOL must be a DNS label, got '$pool'"
+  for ((i = 0; i < n; i++)); do
+    manifest+=$(simulated_node "$pool-$i" "${zones[i % 3]}" "$pool")$'\n'
+  done
+  if ((n)); then
+    kc apply --server-side -f - >/dev/null <<<"$manifest"
+  fi
+  local extra=()
+  for name in $(kc get nodes -l "$POOL_LABEL=$pool" -o name); do
+    i=${name##*-}
+    [[ $i =~ ^[0-9]+$ ]] && ((i < n)) || extra+=("$name")
+  done
+  ((${#extra[@]} == 0)) || kc delete --wait=false "${extra[@]}" >/dev/null
+  if ((n)); then
+    wait_until "$n nodes of pool $pool to be Ready" 300 \
+      kc wait --for=condition=Ready nodes -l "$POOL_LABEL=$pool" --timeout=5s
+  fi
+  log "pool $pool: $n simulated nodes (removed ${#extra[@]})"
+}
+
 # healthy: every component runs, the API server is ready, the node is Ready,
 # and the last start finished (a start that failed half-way is redone).
 healthy() {
@@ -433,8 +513,9 @@ case ${1:-} in
   status) healthy ;;
   kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
   prometheus) lock && prometheus ;;
+  nodes) lock && nodes "${@:2}" ;;
   *)
-    echo "usage: $0 up|down|status|kubeconfig|prometheus" >&2
+    echo "usage: $0 up|down|status|kubeconfig|prometheus|nodes [N [POOL]]" >&2
     exit 2
     ;;
 esac

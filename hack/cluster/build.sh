@@ -180,11 +180,18 @@ build_prometheus() {
     "-X github.com/prometheus/common/version.Version=$release" $m/cmd/prometheus $m/cmd/promtool
 }
 
+build_kwok() {
+  # Only the controller: it keeps fake nodes and their pods alive through the
+  # API server; kwokctl (which would run a cluster of its own) is not needed.
+  build_module kwok sigs.k8s.io/kwok "$KWOK_VERSION" 0 "" \
+    "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" sigs.k8s.io/kwok/cmd/kwok
+}
+
 # main: with no argument builds every part `make cluster` runs; with names
 # only those (`make up` against another cluster builds the pinned helm alone,
-# `make prometheus` adds Prometheus).
+# `make prometheus` adds Prometheus, `make nodes` KWOK).
 PARTS=(kubernetes containerd runc crictl etcd helm metrics-server)
-OPTIONAL_PARTS=(prometheus)
+OPTIONAL_PARTS=(prometheus kwok)
 main() {
   local t0=$SECONDS part
   (($#)) || set -- "${PARTS[@]}"

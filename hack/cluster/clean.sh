@@ -35,7 +35,7 @@ our_processes() {
     name=${exe#"$BIN"/}
     case $name in
       etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | \
-        containerd | containerd-shim-runc-v2 | runc | metrics-server | prometheus) printf '%s\n' "${p#/proc/}" ;;
+        containerd | containerd-shim-runc-v2 | runc | metrics-server | prometheus | kwok) printf '%s\n' "${p#/proc/}" ;;
     esac
   done
 }

@@ -147,3 +147,70 @@ def test_service_forwards_its_port_to_the_named_worker_port() -> None:
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
     ]
+
+
+def _pod(parsed: spec.CoreClusterSpec) -> dict[str, Any]:
+    pod: dict[str, Any] = render.deployment(OWNER, parsed)["spec"]["template"]
+    return pod
+
+
+def test_workers_spread_over_nodes_and_zones_by_default() -> None:
+    constraints = _pod(spec.parse({}, "i"))["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in constraints] == [
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    ]
+    for constraint in constraints:
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["maxSkew"] == 1
+        assert constraint["labelSelector"] == {"matchLabels": {names.CLUSTER_LABEL: "hello"}}
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+        assert constraint["nodeTaintsPolicy"] == "Honor"
+
+
+def test_strict_spread_and_no_spread() -> None:
+    strict = _pod(spec.parse({"topologySpread": {"whenUnsatisfiable": "DoNotSchedule"}}, "i"))
+    assert {c["whenUnsatisfiable"] for c in strict["spec"]["topologySpreadConstraints"]} == {
+        "DoNotSchedule"
+    }
+    off = _pod(spec.parse({"topologySpread": {"topologyKeys": []}}, "i"))
+    assert "topologySpreadConstraints" not in off["spec"]
+
+
+def test_placement_reaches_the_pod_template_and_unset_fields_stay_out() -> None:
+    plain = _pod(spec.parse({}, "i"))["spec"]
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        assert key not in plain
+    assert "imagePullSecrets" not in plain and "serviceAccountName" not in plain
+    toleration = {"key": "pool", "operator": "Exists", "effect": "NoSchedule"}
+    affinity: dict[str, Any] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}
+    }
+    pod = _pod(
+        spec.parse(
+            {
+                "nodeSelector": {"pool": "web"},
+                "tolerations": [toleration],
+                "affinity": affinity,
+                "priorityClassName": "high",
+                "imagePullSecrets": [{"name": "registry"}],
+                "serviceAccountName": "web",
+                "podLabels": {"team": "shop"},
+                "podAnnotations": {"prometheus.io/scrape": "true"},
+            },
+            "i",
+        )
+    )
+    assert pod["spec"]["nodeSelector"] == {"pool": "web"}
+    assert pod["spec"]["tolerations"] == [toleration]
+    assert pod["spec"]["affinity"] == affinity
+    assert pod["spec"]["priorityClassName"] == "high"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["spec"]["serviceAccountName"] == "web"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["metadata"]["labels"]["team"] == "shop"
+    assert pod["metadata"]["labels"][names.CLUSTER_LABEL] == "hello"
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        names.DEFAULT_CONTAINER_ANNOTATION: "worker",
+    }

@@ -1,12 +1,13 @@
 """Parsing a CoreCluster spec: defaults, derived sizes and refusals."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from corescale.operator import quantity, spec
+from corescale.operator import names, quantity, spec
 
 CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_coreclusters.yaml"
 
@@ -187,3 +188,77 @@ def test_cpu_below_a_millicore_is_refused_not_rounded() -> None:
     with pytest.raises(spec.SpecError, match=r"spec.cpuRequest must be at least 1m"):
         spec.parse({"cpu": "1", "cpuRequest": "500u"}, "i")
     assert str(spec.parse({"cpu": "1m", "cpuRequest": "1m"}, "i").cpu) == "1m"
+
+
+def test_placement_defaults_spread_over_nodes_and_zones() -> None:
+    placement = spec.parse({}, "img").placement
+    assert placement == spec.Placement()
+    assert placement.topology_spread.topology_keys == (spec.HOSTNAME_KEY, spec.ZONE_KEY)
+    assert placement.topology_spread.when_unsatisfiable == "ScheduleAnyway"
+    props = _spec_schema()["topologySpread"]["properties"]
+    assert props["topologyKeys"]["default"] == list(spec.DEFAULT_TOPOLOGY_KEYS)
+    assert props["whenUnsatisfiable"]["default"] == placement.topology_spread.when_unsatisfiable
+    assert props["maxSkew"]["default"] == placement.topology_spread.max_skew
+    assert props["whenUnsatisfiable"]["enum"] == list(spec.WHEN_UNSATISFIABLE)
+
+
+def test_placement_is_parsed_as_given() -> None:
+    placement = spec.parse(
+        {
+            "nodeSelector": {"pool": "web"},
+            "tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"x": 1}},
+            "priorityClassName": "high",
+            "imagePullSecrets": [{"name": "registry"}],
+            "serviceAccountName": "web",
+            "podLabels": {"team": "shop"},
+            "podAnnotations": {"a": "b"},
+            "topologySpread": {"whenUnsatisfiable": "DoNotSchedule", "topologyKeys": []},
+        },
+        "img",
+    ).placement
+    assert placement.node_selector == {"pool": "web"}
+    assert placement.tolerations == ({"key": "pool", "operator": "Exists", "effect": "NoSchedule"},)
+    assert placement.affinity == {"nodeAffinity": {"x": 1}}
+    assert (placement.priority_class_name, placement.service_account_name) == ("high", "web")
+    assert placement.image_pull_secrets == ("registry",)
+    assert (placement.pod_labels, placement.pod_annotations) == ({"team": "shop"}, {"a": "b"})
+    assert placement.topology_spread == spec.TopologySpread("DoNotSchedule", 1, ())
+
+
+def _cel_listed(rule: str) -> list[str]:
+    """The quoted names a CEL rule lists."""
+    return re.findall(r"'([^']+)'", rule)
+
+
+def test_reserved_pod_labels_agree_with_the_crd() -> None:
+    """The CEL rule and spec.py refuse the same labels and annotations."""
+    props = _spec_schema()
+    labels_rule = props["podLabels"]["x-kubernetes-validations"][0]["rule"]
+    assert _cel_listed(labels_rule) == list(spec.RESERVED_POD_LABELS)
+    annotations_rule = props["podAnnotations"]["x-kubernetes-validations"][0]["rule"]
+    assert _cel_listed(annotations_rule) == list(spec.RESERVED_POD_ANNOTATIONS)
+    for label in spec.RESERVED_POD_LABELS:
+        with pytest.raises(spec.SpecError, match=re.escape(label)):
+            spec.parse({"podLabels": {label: "x"}}, "img")
+    with pytest.raises(spec.SpecError, match="default-container"):
+        spec.parse({"podAnnotations": {names.DEFAULT_CONTAINER_ANNOTATION: "x"}}, "img")
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"nodeSelector": {"a": 1}}, "nodeSelector"),
+        ({"nodeSelector": ["a"]}, "nodeSelector"),
+        ({"tolerations": ["a"]}, "tolerations"),
+        ({"affinity": "a"}, "affinity"),
+        ({"imagePullSecrets": [{}]}, "imagePullSecrets"),
+        ({"serviceAccountName": ""}, "serviceAccountName"),
+        ({"topologySpread": {"whenUnsatisfiable": "Never"}}, "whenUnsatisfiable"),
+        ({"topologySpread": {"topologyKeys": ["a", "a"]}}, "topologyKeys"),
+        ({"topologySpread": {"maxSkew": 0}}, "maxSkew"),
+    ],
+)
+def test_bad_placement_is_refused(bad: dict[str, Any], field: str) -> None:
+    with pytest.raises(spec.SpecError, match=field):
+        spec.parse(bad, "img")

@@ -21,13 +21,15 @@ from typing import Any
 from corescale.operator.names import (
     API_VERSION,
     CLUSTER_LABEL,
+    DEFAULT_CONTAINER_ANNOTATION,
     KIND,
     MANAGED_BY,
     MODE_LABEL,
+    POD_TEMPLATE_HASH_LABEL,
     WORKERS_ANNOTATION,
     WORKERS_PER_POD_ANNOTATION,
 )
-from corescale.operator.spec import CoreClusterSpec
+from corescale.operator.spec import CoreClusterSpec, Placement
 
 CONTAINER = "worker"
 RUN_AS = 65532
@@ -157,9 +159,60 @@ def _container(spec: CoreClusterSpec) -> Object:
     return container
 
 
+def topology_spread(owner: Owner, placement: Placement) -> list[Object]:
+    """One constraint per topology key, counting the pods of this CoreCluster only.
+
+    ``matchLabelKeys: [pod-template-hash]`` counts each ReplicaSet's pods
+    apart, so a rolling update spreads its new pods evenly by themselves
+    instead of around the old ones about to leave. ``nodeTaintsPolicy:
+    Honor`` leaves out nodes the pods do not tolerate (a tainted pool of
+    other workloads is no domain to spread over); nodes outside the
+    nodeSelector and affinity are left out by the scheduler's default.
+    """
+    spread = placement.topology_spread
+    return [
+        {
+            "maxSkew": spread.max_skew,
+            "topologyKey": key,
+            "whenUnsatisfiable": spread.when_unsatisfiable,
+            "labelSelector": {"matchLabels": {CLUSTER_LABEL: owner.name}},
+            "matchLabelKeys": [POD_TEMPLATE_HASH_LABEL],
+            "nodeTaintsPolicy": "Honor",
+        }
+        for key in spread.topology_keys
+    ]
+
+
+def _placement(owner: Owner, placement: Placement) -> Object:
+    """The pod spec's fields that say where the pods run and as whom; unset ones stay out."""
+    fields: Object = {}
+    if placement.node_selector:
+        fields["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        fields["tolerations"] = [dict(t) for t in placement.tolerations]
+    if placement.affinity:
+        fields["affinity"] = dict(placement.affinity)
+    if placement.priority_class_name:
+        fields["priorityClassName"] = placement.priority_class_name
+    if placement.image_pull_secrets:
+        fields["imagePullSecrets"] = [{"name": name} for name in placement.image_pull_secrets]
+    if placement.service_account_name:
+        fields["serviceAccountName"] = placement.service_account_name
+    spread = topology_spread(owner, placement)
+    if spread:
+        fields["topologySpreadConstraints"] = spread
+    return fields
+
+
 def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
-    """The Deployment that runs ``spec.replicas`` workers in ``spec.mode``."""
-    pod_labels = labels(owner) | {MODE_LABEL: spec.mode}
+    """The Deployment that runs ``spec.replicas`` workers in ``spec.mode``.
+
+    The user's pod labels and annotations come first and the operator's own
+    last, so even a spec that slipped past validation cannot take a label
+    the selectors rely on.
+    """
+    placement = spec.placement
+    pod_labels = dict(placement.pod_labels) | labels(owner) | {MODE_LABEL: spec.mode}
     metadata = _metadata(owner, deployment_name(owner, spec.mode), {MODE_LABEL: spec.mode})
     metadata["annotations"] = {
         WORKERS_ANNOTATION: str(spec.workers),
@@ -181,7 +234,8 @@ def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER},
+                    "annotations": dict(placement.pod_annotations)
+                    | {DEFAULT_CONTAINER_ANNOTATION: CONTAINER},
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
@@ -197,6 +251,7 @@ def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
                     },
                     "containers": [_container(spec)],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}],
+                    **_placement(owner, placement),
                 },
             },
         },

@@ -1,0 +1,396 @@
+"""The operator at scale on simulated nodes: ``make bench-scale``.
+
+N KWOK nodes (hack/cluster.sh nodes, a pool of the benchmark's own), M
+CoreClusters holding W workers in all, and the operator on the host watching
+the benchmark's namespace. Measured:
+
+* apply -> all Ready: one ``kubectl apply`` of the M CoreClusters until every
+  one is Ready at its generation;
+* the operator's RSS and CPU seconds (from /proc) at each phase's end;
+* spec change -> Deployment updated, while all M exist: a pod annotation
+  patched into one CoreCluster until its Deployment's template carries it;
+* API requests: deltas of the API server's ``apiserver_request_total`` per
+  phase. That metric has no label naming the client, so requests are
+  attributed by resource: every request on coreclusters is the operator's
+  (nothing else reads or writes them), and writes to deployments, services
+  and poddisruptionbudgets (not their status) are the operator's too. Reads
+  of those resources are shared with the controllers and not attributed;
+* a restart: the operator stopped and started again (at debug log level)
+  until its log names every CoreCluster's reconcile, and the attributed
+  writes of that restart (zero where nothing changed).
+
+Results go to bench/results/scale.{json,md,png} (or --out). A benchmark, not
+a test: no figure is asserted; --quick is the small version the e2e suite
+runs to see every column produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.kube import kubectl  # noqa: E402 - needs the root on sys.path first
+
+CLUSTER_SH = ROOT / "hack" / "cluster.sh"
+log = logging.getLogger("bench.scale")
+WRITES = ("APPLY", "PATCH", "CREATE", "UPDATE", "DELETE", "DELETECOLLECTION")
+OPERATOR_WRITES = {"deployments", "services", "poddisruptionbudgets"}
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def requests() -> Counter[tuple[str, str, str]]:
+    """apiserver_request_total by (verb, resource, subresource)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        found = _SAMPLE.match(line)
+        if not found:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        counts[key] += int(float(found["value"]))
+    return counts
+
+
+def attributed(
+    before: Counter[tuple[str, str, str]], after: Counter[tuple[str, str, str]]
+) -> dict[str, int]:
+    """The operator's share of the requests between two snapshots (see the module's doc)."""
+    delta = after - before
+    writes = sum(
+        n
+        for (verb, resource, sub), n in delta.items()
+        if verb in WRITES
+        and (resource == "coreclusters" or (resource in OPERATOR_WRITES and not sub))
+    )
+    reads = sum(
+        n
+        for (verb, resource, _), n in delta.items()
+        if verb not in WRITES and resource == "coreclusters"
+    )
+    return {"writes": writes, "corecluster_reads": reads}
+
+
+def proc_figures(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "rss_mib": round(rss / 1024, 1),
+        "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 1),
+    }
+
+
+class Operator:
+    def __init__(self, namespace: str, log_dir: Path) -> None:
+        self.namespace, self.log_dir, self.starts = namespace, log_dir, 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"scale-operator-{self.starts}.log"
+
+    def start(self, level: str = "info") -> None:
+        self.starts += 1
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = os.environ | {
+            "CORESCALE_NAMESPACES": self.namespace,
+            "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
+            "CORESCALE_WORKER_IMAGE": "corescale-worker:dev",
+            "CORESCALE_LOG_LEVEL": level,
+        }
+        with self.log_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "corescale.operator"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+        poll(
+            "the operator's liveness",
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1),
+            60,
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
+def poll(what: str, probe: Any, timeout: float, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+        except (RuntimeError, OSError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def manifests(clusters: int, workers: int, pool: str) -> str:
+    docs = []
+    for i in range(clusters):
+        replicas = workers // clusters + (1 if i < workers % clusters else 0)
+        docs.append(
+            {
+                "apiVersion": "corescale.io/v1alpha1",
+                "kind": "CoreCluster",
+                "metadata": {"name": f"c{i:04d}"},
+                "spec": {
+                    "replicas": replicas,
+                    "cpu": "100m",
+                    "cpuRequest": "10m",
+                    "memory": "16Mi",
+                    "drainSeconds": 0,
+                    "nodeSelector": {"corescale.dev/pool": pool},
+                    "tolerations": [
+                        {
+                            "key": "corescale.dev/simulated",
+                            "operator": "Exists",
+                            "effect": "NoSchedule",
+                        }
+                    ],
+                },
+            }
+        )
+    return yaml.safe_dump_all(docs)
+
+
+def not_ready(namespace: str) -> int:
+    found = json.loads(kubectl("get", "coreclusters", "-n", namespace, "-o", "json"))["items"]
+    waiting = 0
+    for cc in found:
+        conditions = {c["type"]: c for c in (cc.get("status") or {}).get("conditions") or []}
+        ready = conditions.get("Ready", {})
+        if (
+            ready.get("status") != "True"
+            or ready.get("observedGeneration") != cc["metadata"]["generation"]
+        ):
+            waiting += 1
+    return waiting
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 3)
+
+
+def change_to_deployment(namespace: str, clusters: int, changes: int) -> list[float]:
+    samples = []
+    for i in range(changes):
+        name = f"c{(i * 7919) % clusters:04d}"
+        mark = f"change-{i}"
+        patch = json.dumps({"spec": {"podAnnotations": {"bench.corescale.dev/change": mark}}})
+        t0 = time.monotonic()
+        kubectl("patch", "corecluster", name, "-n", namespace, "--type=merge", "-p", patch)
+
+        def updated(name: str = name, mark: str = mark) -> bool:
+            dep = json.loads(
+                kubectl("get", "deployment", f"{name}-pods", "-n", namespace, "-o", "json")
+            )
+            notes = dep["spec"]["template"]["metadata"].get("annotations") or {}
+            return bool(notes.get("bench.corescale.dev/change") == mark)
+
+        poll(f"{name}'s Deployment", updated, 120, 0.02)
+        samples.append(time.monotonic() - t0)
+    return samples
+
+
+def seen_all(path: Path, names: set[str], namespace: str) -> bool:
+    seen = set(
+        re.findall(
+            rf"{re.escape(namespace)}/(c\d+): reconcile generation",
+            path.read_text(errors="replace"),
+        )
+    )
+    return seen >= names
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    token = secrets.token_hex(3)
+    pool, namespace = f"bench-scale-{token}", f"bench-scale-{token}"
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} CPUs, {socket.gethostname()}",
+        "nodes": args.nodes,
+        "clusters": args.clusters,
+        "workers": args.workers,
+    }
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "manifests" / "crd"))
+    kubectl("wait", "--for=condition=Established", "crd/coreclusters.corescale.io")
+    t0 = time.monotonic()
+    subprocess.run([str(CLUSTER_SH), "nodes", str(args.nodes), pool], check=True)
+    results["nodes_ready_s"] = round(time.monotonic() - t0, 1)
+    kubectl("create", "namespace", namespace)
+    operator = Operator(namespace, args.out)
+    try:
+        operator.start()
+        assert operator.proc is not None
+        results["idle"] = proc_figures(operator.proc.pid)
+        before = requests()
+        t0 = time.monotonic()
+        kubectl(
+            "apply",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=manifests(args.clusters, args.workers, pool),
+            timeout=900,
+        )
+        poll("every CoreCluster Ready", lambda: not_ready(namespace) == 0, args.timeout, 1)
+        results["all_ready_s"] = round(time.monotonic() - t0, 1)
+        results["ready"] = proc_figures(operator.proc.pid) | attributed(before, requests())
+        log.info("all Ready: %s", results["ready"])
+
+        time.sleep(5)
+        before = requests()
+        time.sleep(args.idle)
+        results["idle_requests"] = attributed(before, requests()) | {"seconds": args.idle}
+
+        before, cpu = requests(), proc_figures(operator.proc.pid)["cpu_s"]
+        samples = change_to_deployment(namespace, args.clusters, args.changes)
+        spent = attributed(before, requests())
+        results["change_to_deployment"] = {
+            "n": len(samples),
+            "p50_s": percentile(samples, 50),
+            "p99_s": percentile(samples, 99),
+            "max_s": round(max(samples), 3),
+            "writes_per_change": round(spent["writes"] / len(samples), 1),
+            "cpu_s": round(proc_figures(operator.proc.pid)["cpu_s"] - cpu, 1),
+        }
+        poll("every CoreCluster Ready again", lambda: not_ready(namespace) == 0, args.timeout, 1)
+        results["after_changes"] = proc_figures(operator.proc.pid)
+
+        operator.stop()
+        time.sleep(2)
+        before = requests()
+        t0 = time.monotonic()
+        operator.start("debug")
+        names = {f"c{i:04d}" for i in range(args.clusters)}
+        poll(
+            "every CoreCluster seen again",
+            lambda: seen_all(operator.log_path, names, namespace),
+            args.timeout,
+            0.2,
+        )
+        seen = time.monotonic() - t0
+        time.sleep(5)
+        results["restart"] = (
+            {"all_seen_s": round(seen, 1)}
+            | attributed(before, requests())
+            | proc_figures(operator.proc.pid)
+        )
+    finally:
+        operator.stop()
+        kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+        subprocess.run([str(CLUSTER_SH), "nodes", "0", pool], check=False)
+    return results
+
+
+def report(r: dict[str, Any]) -> str:
+    c, idle, restart = r["change_to_deployment"], r["idle_requests"], r["restart"]
+    rss = " / ".join(str(r[p]["rss_mib"]) for p in ("idle", "ready", "after_changes", "restart"))
+    per_cluster = r["ready"]["writes"] / r["clusters"]
+    measures = [
+        ("nodes Ready (KWOK)", f"{r['nodes_ready_s']} s"),
+        ("apply -> all CoreClusters Ready", f"{r['all_ready_s']} s"),
+        ("operator RSS idle / all Ready / after changes / after restart", f"{rss} MiB"),
+        ("operator CPU until all Ready", f"{r['ready']['cpu_s'] - r['idle']['cpu_s']:.1f} s"),
+        ("operator writes until all Ready", f"{r['ready']['writes']} ({per_cluster:.1f} each)"),
+        (
+            f"spec change -> Deployment updated, p50 / p99 / max (n={c['n']})",
+            f"{c['p50_s']} / {c['p99_s']} / {c['max_s']} s",
+        ),
+        ("operator writes per spec change", str(c["writes_per_change"])),
+        (
+            f"operator writes / CoreCluster reads while idle ({idle['seconds']} s)",
+            f"{idle['writes']} / {idle['corecluster_reads']}",
+        ),
+        ("restart -> every CoreCluster seen again", f"{restart['all_seen_s']} s"),
+        ("operator writes during the restart", str(restart["writes"])),
+    ]
+    title = f"{r['nodes']} simulated nodes, {r['clusters']} CoreClusters, {r['workers']} workers"
+    rows = [f"# Operator at scale: {title}", "", "| measure | value |", "|---|---|"]
+    rows += [f"| {measure} | {value} |" for measure, value in measures]
+    rows += [
+        "",
+        f"Measured {r['when']} on {r['machine']}. Writes are attributed from the API "
+        "server's apiserver_request_total by resource (see bench/scale/run.py).",
+        "",
+    ]
+    return "\n".join(rows)
+
+
+def plot(r: dict[str, Any], samples_path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 - only the plot needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    phases = ["idle", "ready", "after_changes", "restart"]
+    left.bar(phases, [r[p]["rss_mib"] for p in phases])
+    left.set_ylabel("operator RSS (MiB)")
+    c = r["change_to_deployment"]
+    right.bar(["p50", "p99", "max"], [c["p50_s"], c["p99_s"], c["max_s"]])
+    right.set_ylabel("spec change -> Deployment updated (s)")
+    fig.suptitle(f"{r['nodes']} nodes, {r['clusters']} CoreClusters, {r['workers']} workers")
+    fig.tight_layout()
+    fig.savefig(samples_path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--clusters", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1000)
+    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--idle", type=float, default=60, help="seconds of quiet measured")
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--quick", action="store_true", help="6 nodes, 5 CoreClusters, 15 workers")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    if args.quick:
+        args.nodes, args.clusters, args.workers, args.changes, args.idle = 6, 5, 15, 5, 10
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if not os.environ.get("KUBECONFIG"):
+        os.environ["KUBECONFIG"] = subprocess.run(
+            [str(CLUSTER_SH), "kubeconfig"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = run(args)
+    (args.out / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "scale.md").write_text(report(results))
+    plot(results, args.out / "scale.png")
+    sys.stdout.write(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
