@@ -177,9 +177,30 @@ def test_strict_spread_and_no_spread() -> None:
     assert "topologySpreadConstraints" not in off["spec"]
 
 
+def test_by_default_workers_prefer_a_node_of_their_own() -> None:
+    """A soft node spread comes with a strong preference for an empty node;
+    a strict spread, no node spread, or the user's own affinity go without."""
+    preferred = _pod(spec.parse({}, "i"))["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert preferred == [
+        {
+            "weight": 100,
+            "podAffinityTerm": {
+                "labelSelector": {"matchLabels": {"corescale.io/cluster": "hello"}},
+                "topologyKey": "kubernetes.io/hostname",
+            },
+        }
+    ]
+    strict = {"topologySpread": {"whenUnsatisfiable": "DoNotSchedule"}}
+    assert "affinity" not in _pod(spec.parse(strict, "i"))["spec"]
+    zones_only = {"topologySpread": {"topologyKeys": ["topology.kubernetes.io/zone"]}}
+    assert "affinity" not in _pod(spec.parse(zones_only, "i"))["spec"]
+
+
 def test_placement_reaches_the_pod_template_and_unset_fields_stay_out() -> None:
     plain = _pod(spec.parse({}, "i"))["spec"]
-    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+    for key in ("nodeSelector", "tolerations", "priorityClassName"):
         assert key not in plain
     assert "imagePullSecrets" not in plain and "serviceAccountName" not in plain
     toleration = {"key": "pool", "operator": "Exists", "effect": "NoSchedule"}

@@ -29,7 +29,7 @@ from corescale.operator.names import (
     WORKERS_ANNOTATION,
     WORKERS_PER_POD_ANNOTATION,
 )
-from corescale.operator.spec import CoreClusterSpec, Placement
+from corescale.operator.spec import HOSTNAME_KEY, CoreClusterSpec, Placement
 
 CONTAINER = "worker"
 RUN_AS = 65532
@@ -183,6 +183,35 @@ def topology_spread(owner: Owner, placement: Placement) -> list[Object]:
     ]
 
 
+def _spreads_softly_over_nodes(placement: Placement) -> bool:
+    spread = placement.topology_spread
+    return HOSTNAME_KEY in spread.topology_keys and spread.when_unsatisfiable == "ScheduleAnyway"
+
+
+def _apart_on_nodes(owner: Owner) -> Object:
+    """A strong preference for a node without a worker of this CoreCluster.
+
+    A soft topology spread only scores nodes, and its zone term can outweigh
+    its node term (an emptier zone beats an empty node), so 30 workers on 36
+    nodes could still share one. This preference tips the score towards one
+    worker per node wherever nodes suffice, and, being a preference, still
+    schedules when they do not. A user's own ``affinity`` replaces it.
+    """
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": {CLUSTER_LABEL: owner.name}},
+                        "topologyKey": HOSTNAME_KEY,
+                    },
+                }
+            ]
+        }
+    }
+
+
 def _placement(owner: Owner, placement: Placement) -> Object:
     """The pod spec's fields that say where the pods run and as whom; unset ones stay out."""
     fields: Object = {}
@@ -192,6 +221,8 @@ def _placement(owner: Owner, placement: Placement) -> Object:
         fields["tolerations"] = [dict(t) for t in placement.tolerations]
     if placement.affinity:
         fields["affinity"] = dict(placement.affinity)
+    elif _spreads_softly_over_nodes(placement):
+        fields["affinity"] = _apart_on_nodes(owner)
     if placement.priority_class_name:
         fields["priorityClassName"] = placement.priority_class_name
     if placement.image_pull_secrets:
