@@ -147,3 +147,17 @@ def test_service_forwards_its_port_to_the_named_worker_port() -> None:
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
     ]
+
+
+def test_pods_carry_the_conventional_prometheus_annotations() -> None:
+    """A plain Prometheus with the usual pod relabelling finds every worker pod
+    and scrapes the port the worker serves /metrics on, in both modes."""
+    for raw in ({"port": 9000}, {"mode": "prefork", "workersPerPod": 2, "replicas": 4}):
+        parsed = spec.parse(raw, "corescale-worker:dev")
+        template = render.deployment(OWNER, parsed)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(parsed.port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+        port = _container({"spec": {"template": template}})["ports"][0]["containerPort"]
+        assert annotations["prometheus.io/port"] == str(port)

@@ -153,6 +153,19 @@ def _container(spec: CoreClusterSpec) -> Object:
     return container
 
 
+def pod_annotations(spec: CoreClusterSpec) -> dict[str, str]:
+    """The pod template's annotations: kubectl's default container, and the
+    conventional ``prometheus.io/*`` ones that a plain Prometheus's pod
+    discovery keeps (hack/cluster/prometheus.yaml, the README). Every pod
+    serves its whole /metrics on the traffic port (docs/contract.md)."""
+    return {
+        "kubectl.kubernetes.io/default-container": CONTAINER,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(spec.port),
+        "prometheus.io/path": "/metrics",
+    }
+
+
 def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
     """The Deployment that runs ``spec.replicas`` workers in ``spec.mode``."""
     pod_labels = labels(owner) | {MODE_LABEL: spec.mode}
@@ -177,7 +190,7 @@ def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER},
+                    "annotations": pod_annotations(spec),
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
