@@ -355,7 +355,6 @@ prometheus() {
     log "prometheus already running on http://$PROMETHEUS_ADDRESS"
     return
   fi
-  "$ROOT/hack/cluster/build.sh" prometheus
   mkdir -p "$VAR/prometheus"
   sed "s|@KUBECONFIG@|$KUBECONFIG_PATH|" "$ROOT/hack/cluster/prometheus.yaml" >"$CONF/prometheus.yaml"
   "$BIN/promtool" check config "$CONF/prometheus.yaml" >/dev/null
@@ -432,7 +431,9 @@ case ${1:-} in
   down) lock && down ;;
   status) healthy ;;
   kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
-  prometheus) lock && prometheus ;;
+  # The first build takes minutes: outside the lock, so that it never holds
+  # up a start or a stop of the cluster.
+  prometheus) "$ROOT/hack/cluster/build.sh" prometheus && lock && prometheus ;;
   *)
     echo "usage: $0 up|down|status|kubeconfig|prometheus" >&2
     exit 2
