@@ -45,6 +45,9 @@ MODES: dict[str, dict[str, Any]] = {
 WORKERS = 2
 REQUESTS = 300
 README = Path(__file__).resolve().parents[2] / "README.md"
+LEAD = 10
+"""Seconds of samples before the first request: the rate's window reaches that far
+back, so that the extrapolation at its ends is small against the window."""
 COUNT = "corescale_request_duration_seconds_count"
 """Requests per worker, present (at zero) from a worker's start, unlike the per-code counter."""
 
@@ -97,8 +100,11 @@ def test_prometheus_scrapes_a_corecluster(
         timeout=60,
     )
     wait_for(
-        f"{WORKERS} worker series with 4 samples each",
-        lambda: prom.value(f"count(count_over_time({COUNT}{{{selector}}}[5s]) >= 4)") == WORKERS,
+        f"{WORKERS} worker series with {LEAD} samples each",
+        lambda: (
+            prom.value(f"count(count_over_time({COUNT}{{{selector}}}[{LEAD}s]) >= {LEAD})")
+            == WORKERS
+        ),
         timeout=60,
     )
     baseline = prom.value(f"sum({COUNT}{{{selector}}})")
@@ -115,7 +121,7 @@ def test_prometheus_scrapes_a_corecluster(
         interval=0.5,
     )
     now = time.time()
-    window = math.ceil(now - started) + 4
+    window = math.ceil(now - started) + LEAD
     rate = prom.value(f"sum(rate({COUNT}{{{selector}}}[{window}s]))", at=now)
     assert rate is not None
     estimate = rate * window
