@@ -355,6 +355,7 @@ prometheus() {
     log "prometheus already running on http://$PROMETHEUS_ADDRESS"
     return
   fi
+  "$ROOT/hack/cluster/build.sh" prometheus
   mkdir -p "$VAR/prometheus"
   sed "s|@KUBECONFIG@|$KUBECONFIG_PATH|" "$ROOT/hack/cluster/prometheus.yaml" >"$CONF/prometheus.yaml"
   "$BIN/promtool" check config "$CONF/prometheus.yaml" >/dev/null
@@ -431,9 +432,7 @@ case ${1:-} in
   down) lock && down ;;
   status) healthy ;;
   kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
-  # The first build takes minutes: outside the lock, so that it never holds
-  # up a start or a stop of the cluster.
-  prometheus) "$ROOT/hack/cluster/build.sh" prometheus && lock && prometheus ;;
+  prometheus) lock && prometheus ;;
   *)
     echo "usage: $0 up|down|status|kubeconfig|prometheus" >&2
     exit 2
