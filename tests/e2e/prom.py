@@ -21,8 +21,6 @@ from tests.kube import http_get
 ROOT = Path(__file__).resolve().parents[2]
 URL = "http://127.0.0.1:9090"
 """hack/cluster/env.sh's PROMETHEUS_ADDRESS."""
-SCRAPE_INTERVAL = 1.0
-"""hack/cluster/prometheus.yaml's scrape_interval."""
 START_TIMEOUT = 60 * 60
 """The first start builds Prometheus from source: minutes on two shared cores."""
 

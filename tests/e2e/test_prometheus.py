@@ -125,17 +125,26 @@ def test_prometheus_scrapes_a_corecluster(
     rate = prom.value(f"sum(rate({COUNT}{{{selector}}}[{window}s]))", at=now)
     assert rate is not None
     estimate = rate * window
-    # rate() extrapolates the increase from the first and last samples in the
-    # window to its ends, at most about one scrape interval each side.
-    upper = sent * window / (window - 2.5 * prom.SCRAPE_INTERVAL)
+    # The window holds samples from before the first request and after the
+    # last, so the samples' increase is exactly what was sent; rate() then
+    # extrapolates it from the first and last sample to the window's ends,
+    # at most 1.1 average scrape intervals each side (a loaded machine
+    # scrapes a little late: the interval is measured, not assumed).
+    samples = prom.value(f"min(count_over_time({COUNT}{{{selector}}}[{window}s]))", at=now)
+    assert samples is not None and samples > 2
+    interval = window / (samples - 1)
+    upper = sent * window / (window - 2 * 1.1 * interval)
     log.info(
-        "%s: sent %d requests in %.1fs; sum(rate[%ds]) = %.3f/s, times the window %.1f",
+        "%s: sent %d requests in %.1fs; sum(rate[%ds]) = %.3f/s, times the window %.1f "
+        "(at most %.1f; %d samples per worker)",
         mode,
         sent,
         now - started,
         window,
         rate,
         estimate,
+        upper,
+        samples,
     )
     assert sent - 0.5 <= estimate <= upper, (sent, estimate, upper)
 
