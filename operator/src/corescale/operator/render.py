@@ -153,13 +153,11 @@ def _container(spec: CoreClusterSpec) -> Object:
     return container
 
 
-def pod_annotations(spec: CoreClusterSpec) -> dict[str, str]:
-    """The pod template's annotations: kubectl's default container, and the
-    conventional ``prometheus.io/*`` ones that a plain Prometheus's pod
-    discovery keeps (hack/cluster/prometheus.yaml, the README). Every pod
+def scrape_annotations(spec: CoreClusterSpec) -> dict[str, str]:
+    """The conventional ``prometheus.io/*`` annotations that a plain Prometheus's
+    pod discovery keeps (hack/cluster/prometheus.yaml, the README). Every pod
     serves its whole /metrics on the traffic port (docs/contract.md)."""
     return {
-        "kubectl.kubernetes.io/default-container": CONTAINER,
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(spec.port),
         "prometheus.io/path": "/metrics",
@@ -190,7 +188,8 @@ def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": pod_annotations(spec),
+                    "annotations": scrape_annotations(spec)
+                    | {"kubectl.kubernetes.io/default-container": CONTAINER},
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
