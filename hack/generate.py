@@ -50,6 +50,7 @@ HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubern
 # Which plain manifest holds which kinds of the chart's output.
 MANIFEST_FILES = {
     "manager/deployment.yaml": ("Deployment",),
+    "manager/metrics_service.yaml": ("Service",),
     "rbac/service_account.yaml": ("ServiceAccount",),
     "rbac/role.yaml": ("ClusterRole",),
     "rbac/role_binding.yaml": ("ClusterRoleBinding",),

@@ -24,7 +24,7 @@ RESULTS=$ROOT/build/test-results
 PHASES=(
   "packages||hack/deps.sh"
   "venv|packages|make -s venv"
-  "go-builds|packages|hack/cluster/build.sh"
+  "go-builds|packages|hack/cluster/build.sh && hack/cluster/build.sh prometheus"
   "images|packages|hack/images/build.sh"
   "cluster|go-builds images|hack/cluster.sh up"
   "project-image|cluster venv|hack/image.sh"

@@ -6,6 +6,7 @@ is set (for example kind on a laptop), otherwise the local cluster that
 `namespace` gives every test its own namespace, deleted afterwards, so tests
 never see each other's objects. `crds` installs the CRDs from manifests/crd/,
 and `operator` runs the operator on the host for one test (operator_helpers.py).
+`prometheus` is the host's Prometheus (prom.py), started when a test needs it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from tests.e2e import prom
 from tests.e2e.operator_helpers import CRD_DIR, CRD_NAMES, OperatorProcess
 from tests.kube import kubectl, wait_for
 
@@ -200,3 +202,15 @@ def operator(
         reports = request.node.stash.get(PHASE_REPORTS, {}).values()
         if any(report.failed for report in reports):
             sys.stderr.write(f"--- operator log ({namespace}) ---\n{process.log()}\n")
+
+
+@pytest.fixture(scope="session")
+def prometheus(kubeconfig: str) -> str:
+    """The URL of the host's Prometheus, built and started unless it runs.
+
+    It watches the local cluster (hack/cluster.sh), so it needs that one.
+    """
+    try:
+        return prom.start()
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(str(exc), pytrace=False)

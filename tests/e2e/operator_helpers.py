@@ -47,6 +47,8 @@ class OperatorProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.metrics_url = ""
+        """The operator's own /metrics (CORESCALE_METRICS), on a free port per start."""
 
     @property
     def log_path(self) -> Path:
@@ -54,12 +56,14 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.starts += 1
-        port = _free_port()
+        port, metrics_port = _free_port(), _free_port()
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         env = (
             os.environ
             | {
                 "CORESCALE_NAMESPACES": self.namespace,
                 "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
+                "CORESCALE_METRICS": f"127.0.0.1:{metrics_port}",
                 "CORESCALE_WORKER_IMAGE": "corescale-worker:dev",
                 "PYTHONUNBUFFERED": "1",
             }

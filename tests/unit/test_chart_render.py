@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from corescale.operator import render as render_pods
 from corescale.operator import settings
+from corescale.operator import spec as worker_spec
 from tests.charttools import (
     OPERATOR_NS,
     container_env,
@@ -56,6 +58,7 @@ def test_default_install_has_the_operator_its_rbac_and_the_crds() -> None:
             ("ClusterRole", "", "corescale-edit"),
             ("ClusterRole", "", "corescale-view"),
             ("Deployment", OPERATOR_NS, OPERATOR),
+            ("Service", OPERATOR_NS, f"{OPERATOR}-metrics"),
         ]
         + [("CustomResourceDefinition", "", name) for name in CRD_NAMES]
     )
@@ -93,7 +96,7 @@ def test_probes_hit_kopfs_liveness_endpoint_on_the_port_the_operator_listens_on(
     deployment = _deployment(render("--set", "livenessPort=9090"))
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"healthz": 9090}
+    assert ports == {"healthz": 9090, "metrics": 8080}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     loaded = settings.load(container_env(deployment))
@@ -237,6 +240,7 @@ def test_release_name_prefixes_every_name() -> None:
     assert names == {
         "ops-corescale-operator",
         "ops-corescale-operator-cluster",
+        "ops-corescale-operator-metrics",
         "ops-corescale-edit",
         "ops-corescale-view",
     }
@@ -280,3 +284,69 @@ def test_an_existing_service_account_is_used_without_creating_one() -> None:
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
     kinds = {o["kind"] for o in render("--set", "rbac.create=false")}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+MONITORING_API = ("--api-versions", "monitoring.coreos.com/v1")
+
+
+def _monitors(objects: list[dict[str, Any]]) -> set[str]:
+    return {o["kind"] for o in objects if o["apiVersion"] == "monitoring.coreos.com/v1"}
+
+
+def test_metrics_port_is_served_passed_and_exposed_by_a_service() -> None:
+    objects = render("--set", "metricsPort=9100")
+    (container,) = _deployment(objects)["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == 9100
+    assert settings.load(container_env(_deployment(objects))).metrics == "0.0.0.0:9100"
+    service = find(objects, "Service", f"{OPERATOR}-metrics")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = _deployment(objects)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_monitors_only_where_the_prometheus_operator_api_exists() -> None:
+    assert _monitors(render()) == set()
+    assert _monitors(render(*MONITORING_API)) == {"PodMonitor", "ServiceMonitor"}
+    # A value asks for them without the API (say, CRDs installed later) ...
+    asked = sets("monitoring.podMonitor.enabled=true", "monitoring.serviceMonitor.enabled=true")
+    assert _monitors(render(*asked)) == {"PodMonitor", "ServiceMonitor"}
+    # ... or turns them off where it exists.
+    off = sets("monitoring.podMonitor.enabled=false", "monitoring.serviceMonitor.enabled=false")
+    assert _monitors(render(*MONITORING_API, *off)) == set()
+
+
+def test_service_monitor_scrapes_the_operators_metrics_service() -> None:
+    objects = render(*MONITORING_API, "--set", "monitoring.serviceMonitor.labels.release=prom")
+    monitor = find(objects, "ServiceMonitor", OPERATOR)
+    service = find(objects, "Service", f"{OPERATOR}-metrics")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+
+
+def test_pod_monitor_selects_the_worker_pods_the_operator_renders() -> None:
+    owner = render_pods.Owner("hello", "shop", "uid")
+    pods = render_pods.deployment(owner, worker_spec.parse({}, "corescale-worker:dev"))
+    template = pods["spec"]["template"]
+    monitor = find(render(*MONITORING_API), "PodMonitor", "corescale-workers")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    port_names = {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+    assert endpoint["port"] in port_names and endpoint["path"] == "/metrics"
+    assert set(monitor["spec"]["podTargetLabels"]) <= template["metadata"]["labels"].keys()
+    scoped = find(
+        render(*MONITORING_API, "--set-json", 'watchNamespaces=["team-a","team-b"]'),
+        "PodMonitor",
+        "corescale-workers",
+    )
+    assert scoped["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}

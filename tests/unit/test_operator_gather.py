@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from corescale.operator.autoscale import Decision, Policy
 from corescale.operator.gather import Gatherer, Key, Pod, Target
@@ -156,3 +157,27 @@ def test_targets_list_ready_pods_of_autoscaled_coreclusters_only() -> None:
     assert found[scaled].port == 9000
     assert found[scaled].current == 3
     assert found[scaled].ready == (Pod("a", "10.0.0.1", 1),)
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_rounds_scrapes_errors_and_decisions_reach_the_operators_metrics() -> None:
+    async def scenario(pods: FakePods) -> None:
+        pods.in_flight = dict.fromkeys(pods.ips, 8.0)
+        pods.silent = {pods.ips[0]}
+        names = ("rounds", "scrapes", "scrape_errors")
+        before = {n: _sample(f"corescale_operator_autoscaler_{n}_total") for n in names}
+        up = {"namespace": KEY[0], "corecluster": KEY[1], "direction": "up"}
+        ups = _sample("corescale_operator_autoscaler_decisions_total", **up)
+        await _decide(_gatherer(pods, 3, []))
+        after = {n: _sample(f"corescale_operator_autoscaler_{n}_total") for n in names}
+        assert {n: after[n] - before[n] for n in names} == {
+            "rounds": 1,
+            "scrapes": 3,
+            "scrape_errors": 1,
+        }
+        assert _sample("corescale_operator_autoscaler_decisions_total", **up) == ups + 1
+
+    _with_pods(scenario)

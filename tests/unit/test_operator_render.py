@@ -217,7 +217,7 @@ def test_placement_reaches_the_pod_template_and_unset_fields_stay_out() -> None:
                 "imagePullSecrets": [{"name": "registry"}],
                 "serviceAccountName": "web",
                 "podLabels": {"team": "shop"},
-                "podAnnotations": {"prometheus.io/scrape": "true"},
+                "podAnnotations": {"prometheus.io/scrape": "false", "team": "shop"},
             },
             "i",
         )
@@ -231,7 +231,25 @@ def test_placement_reaches_the_pod_template_and_unset_fields_stay_out() -> None:
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["metadata"]["labels"]["team"] == "shop"
     assert pod["metadata"]["labels"][names.CLUSTER_LABEL] == "hello"
+    # The user's annotations override the scrape ones (here: not scraped).
     assert pod["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true",
+        "prometheus.io/scrape": "false",
+        "prometheus.io/port": "8080",
+        "prometheus.io/path": "/metrics",
+        "team": "shop",
         names.DEFAULT_CONTAINER_ANNOTATION: "worker",
     }
+
+
+def test_pods_carry_the_conventional_prometheus_annotations() -> None:
+    """A plain Prometheus with the usual pod relabelling finds every worker pod
+    and scrapes the port the worker serves /metrics on, in both modes."""
+    for raw in ({"port": 9000}, {"mode": "prefork", "workersPerPod": 2, "replicas": 4}):
+        parsed = spec.parse(raw, "corescale-worker:dev")
+        template = render.deployment(OWNER, parsed)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(parsed.port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+        port = _container({"spec": {"template": template}})["ports"][0]["containerPort"]
+        assert annotations["prometheus.io/port"] == str(port)

@@ -12,7 +12,7 @@ import sys
 
 import kopf
 
-from corescale.operator import handlers, logs, settings
+from corescale.operator import handlers, logs, metrics, settings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"corescale-operator: {exc}\n")
         return 2
     logs.configure(ours.log_format, ours.log_level)
+    try:
+        metrics.serve(ours.metrics)
+    except OSError as exc:
+        sys.stderr.write(f"corescale-operator: cannot serve metrics on {ours.metrics}: {exc}\n")
+        return 2
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
     kopf.run(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from corescale.operator import autoscale, load
+from corescale.operator import autoscale, load, metrics
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class Gatherer:
             self._tracks[key] = _Track(since=now)
         await asyncio.gather(*(self._one(session, key, t) for key, t in targets.items()))
         self.stats.rounds += 1
+        metrics.SCRAPE_ROUNDS.inc()
 
     async def _one(self, session: aiohttp.ClientSession, key: Key, target: Target) -> None:
         track = self._tracks[key]
@@ -147,6 +148,7 @@ class Gatherer:
         )
         if decision.replicas < target.current:
             track.last_down = now
+        metrics.decided(key, target.current, decision.replicas)
         await self._act(key, decision, target)
 
     async def _scrape(
@@ -155,6 +157,7 @@ class Gatherer:
         track = self._tracks[key]
         async with self._limit:
             self.stats.scrapes += 1
+            metrics.SCRAPES.inc()
             try:
                 async with session.get(f"http://{pod.ip}:{target.port}/metrics") as response:
                     response.raise_for_status()
@@ -162,6 +165,7 @@ class Gatherer:
                 reading = load.parse(text, self._clock())
             except (aiohttp.ClientError, TimeoutError, load.MetricsError) as exc:
                 self.stats.errors += 1
+                metrics.SCRAPE_ERRORS.inc()
                 if pod.name not in track.failing:
                     log.warning("%s/%s: cannot read pod %s's metrics: %s", *key, pod.name, exc)
                     track.failing.add(pod.name)

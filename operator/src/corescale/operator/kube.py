@@ -28,6 +28,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from corescale.operator import metrics
 from corescale.operator.names import API_VERSION, FIELD_MANAGER, KIND, PLURALS
 
 log = logging.getLogger(__name__)
@@ -139,9 +140,11 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        write: tuple[str, str] | None = None,
     ) -> Any:
+        """One API call; ``write`` names (kind, verb) of a write, counted in the metrics."""
         try:
-            return await self.api.call_api(
+            result = await self.api.call_api(
                 path,
                 method,
                 query_params=query or [],
@@ -152,7 +155,12 @@ class Kube:
                 _return_http_data_only=True,
             )
         except (ApiException, OSError, TimeoutError) as exc:
+            if write is not None:
+                metrics.api_write(*write, ok=False)
             raise _error(exc, doing) from exc
+        if write is not None:
+            metrics.api_write(*write, ok=True)
+        return result
 
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a child that must not exist yet; 409 (a KubeError) if any object has its name.
@@ -166,6 +174,7 @@ class Kube:
             doing,
             body=dict(body),
             query=[("fieldManager", FIELD_MANAGER)],
+            write=(body["kind"], "create"),
         )
         patch = _as_applied(created.get("metadata", {}).get("managedFields") or [])
         if not patch:
@@ -179,6 +188,7 @@ class Kube:
                 f"hand the fields of {body['kind']} {meta['name']} to server-side apply",
                 body=patch,
                 content_type="application/json-patch+json",
+                write=(body["kind"], "patch"),
             )
         except KubeError as exc:
             # Created all the same; the next apply shares the fields instead.
@@ -198,6 +208,7 @@ class Kube:
             body=dict(body),
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
+            write=(body["kind"], "apply"),
         )
         return result
 
@@ -217,6 +228,7 @@ class Kube:
                 _path(body),
                 f"delete {body['kind']} {body['metadata']['name']}",
                 body=options,
+                write=(body["kind"], "delete"),
             )
         except KubeError as exc:
             if exc.status != 404:
@@ -239,6 +251,7 @@ class Kube:
                 body={"status": dict(status)},
                 query=[("fieldManager", FIELD_MANAGER)],
                 content_type="application/merge-patch+json",
+                write=(KIND, "patch_status"),
             )
         except KubeError as exc:
             if exc.status != 404:  # deleted meanwhile: nothing left to report on
@@ -283,6 +296,7 @@ class Kube:
                     path,
                     f"create {kind} {name}",
                     body={"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": metadata},
+                    write=(kind, "create"),
                 )
                 log.info("created %s %s for peering", kind, name)
             except KubeError as exc:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import kopf
 
-from corescale.operator import decisions, names, plan, render, spec, status
+from corescale.operator import decisions, metrics, names, plan, render, spec, status
 from corescale.operator.kube import Kube, KubeError
 from corescale.operator.own_writes import Key, Object, OwnWrites, version
 from corescale.operator.settings import Settings
@@ -44,6 +45,13 @@ class Outcome:
     """The same call may work in a moment (timeouts, conflicts, overload)."""
     invalid: bool = False
     """Only a new spec can help."""
+
+    @property
+    def result(self) -> str:
+        """The ``result`` label of the reconcile counter."""
+        if self.error is None:
+            return "ok"
+        return "invalid" if self.invalid else "transient" if self.transient else "error"
 
     @property
     def retry(self) -> bool:
@@ -94,6 +102,7 @@ class Reconciler:
         self._locks.pop(key, None)
         self._own.forget(key)
         self._decisions.forget(key)
+        metrics.forget(key)
 
     def autoscaled(
         self, key: Key, replicas: int, record: decisions.Record, load: float | None
@@ -154,7 +163,16 @@ class Reconciler:
             body, seen = snapshot()
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return Outcome()
-            return await self._reconcile(key, body, seen)
+            started = time.monotonic()
+            try:
+                outcome = await self._reconcile(key, body, seen)
+            except KubeError as exc:
+                metrics.reconciled(
+                    Outcome(exc.message, exc.transient).result, time.monotonic() - started
+                )
+                raise
+            metrics.reconciled(outcome.result, time.monotonic() - started)
+            return outcome
 
     async def _reconcile(self, key: Key, body: Object, watched: status.Observed) -> Outcome:
         """``watched`` is the watches' view; it is merged with own writes before each use."""
@@ -262,7 +280,7 @@ class Reconciler:
         elif "autoscaling" in current:
             new["autoscaling"] = None  # merge patch: removes it
         error = problems[0].message if problems else None
-        await self._report(key, body, current, new, error)
+        await self._report(key, body, current, new, error, desired=wanted.workers)
         return Outcome(error, transient)
 
     async def _act(self, key: Key, action: plan.Action) -> None:
@@ -279,9 +297,21 @@ class Reconciler:
             self._own.applied(key, kind, written)
 
     async def _report(
-        self, key: Key, body: Object, current: Object, new: Object, error: str | None
+        self,
+        key: Key,
+        body: Object,
+        current: Object,
+        new: Object,
+        error: str | None,
+        *,
+        desired: int | None = None,
     ) -> None:
-        """Write the status if it changed; warn once per new problem."""
+        """Write the status if it changed; warn once per new problem.
+
+        ``desired`` is the worker count the spec (or the autoscaler) asks
+        for, unknown when the spec cannot be used.
+        """
+        metrics.corecluster(key, new["conditions"], desired, new.get("readyReplicas"))
         if status.differs(current, new):
             written = await self.kube.patch_status(key[0], key[1], new)
             if written is not None:

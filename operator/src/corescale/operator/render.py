@@ -235,6 +235,17 @@ def _placement(owner: Owner, placement: Placement) -> Object:
     return fields
 
 
+def scrape_annotations(spec: CoreClusterSpec) -> dict[str, str]:
+    """The conventional ``prometheus.io/*`` annotations that a plain Prometheus's
+    pod discovery keeps (hack/cluster/prometheus.yaml, the README). Every pod
+    serves its whole /metrics on the traffic port (docs/contract.md)."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(spec.port),
+        "prometheus.io/path": "/metrics",
+    }
+
+
 def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
     """The Deployment that runs ``spec.replicas`` workers in ``spec.mode``.
 
@@ -265,7 +276,10 @@ def deployment(owner: Owner, spec: CoreClusterSpec) -> Object:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": dict(placement.pod_annotations)
+                    # The user's annotations may override the scrape ones; the
+                    # default container is the operator's.
+                    "annotations": scrape_annotations(spec)
+                    | dict(placement.pod_annotations)
                     | {DEFAULT_CONTAINER_ANNOTATION: CONTAINER},
                 },
                 "spec": {

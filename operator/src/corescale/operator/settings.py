@@ -50,6 +50,10 @@ class Settings:
     worst round trip and the clock skew between nodes."""
     liveness: str
     """HOST:PORT of the liveness endpoint (``/healthz``); empty disables it."""
+    metrics: str
+    """HOST:PORT of the operator's own Prometheus endpoint (``/metrics``); empty
+    disables it. A port apart from the liveness endpoint's, as controller-runtime
+    operators keep them (8080 metrics, 8081 probes)."""
     resync_seconds: float
     """How often an apply the API server refused (RBAC, quota, admission) is retried."""
     service_types: tuple[str, ...] = ("ClusterIP",)
@@ -123,6 +127,17 @@ def _service_types(env: Mapping[str, str]) -> tuple[str, ...]:
     return wanted
 
 
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    """``HOST:PORT`` (empty allowed: off); a wrong one fails at startup, not at bind time."""
+    value = env.get(name, default).strip()
+    if not value:
+        return ""
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{name}={value!r}: expected HOST:PORT (or empty to disable)")
+    return value
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -138,6 +153,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         priority=_priority(env),
         peering_lifetime=_lifetime(env),
         liveness=env.get("CORESCALE_LIVENESS", "0.0.0.0:8081").strip(),
+        metrics=_address(env, "CORESCALE_METRICS", "0.0.0.0:8080"),
         resync_seconds=_number(env, "CORESCALE_RESYNC_SECONDS", 60.0, 1.0),
         service_types=_service_types(env),
     )
