@@ -4,13 +4,15 @@ side on one cluster: ``make bench-autoscale``.
 Two CoreClusters run at once in one namespace, with the same pods (20m CPU
 request, one CPU limit): ``cs`` scaled by ``spec.autoscaling`` (one request
 in flight per worker) and ``hpa`` scaled by an HPA on CPU (100 % of the
-request, metrics-server every 15 s). One open-loop load generator on the host
+request, metrics-server every 15 s). One load generator on the host
 sends both the same schedule through their Services, a new connection per
-request (kube-proxy balances connections): each arrival is one
-``/io?ms=200`` (it waits, which corescale sees as requests in flight) and one
-``/cpu?ms=4`` (it burns CPU, which the HPA sees). The schedule is a step that
-doubles the load, a ramp, a drop, and a steady load whose direction changes
-are counted.
+request (kube-proxy balances connections). The load is a number of users,
+each sending one ``/io?ms=500`` (it waits, which corescale sees as a request
+in flight) then one ``/cpu?ms=4`` (it burns CPU, which the HPA sees), again
+and again: a closed loop, so the requests in flight are the users' number
+however busy this two-CPU machine is, and a step from 4 to 8 users doubles
+the load exactly. The schedule is a step that doubles the load, a ramp, a
+drop, and a steady load whose direction changes are counted.
 
 Then the operator's CPU is read from /proc while it gathers from 20 pods, and
 again while the same 20 pods are not autoscaled.
@@ -58,7 +60,7 @@ class Phase:
     name: str
     seconds: float
     rate: float
-    """Arrivals per second at the start; ``end_rate`` at the end (a ramp)."""
+    """Users at the start; ``end_rate`` at the end (a ramp)."""
     end_rate: float | None = None
 
     def rate_at(self, t: float) -> float:
@@ -70,11 +72,11 @@ class Phase:
 def schedule(quick: bool) -> list[Phase]:
     scale = 0.15 if quick else 1.0
     return [
-        Phase("warm-up", 90 * scale, 10),
-        Phase("step x2", 150 * scale, 20),
-        Phase("ramp x3", 90 * scale, 20, 60),
-        Phase("drop", 150 * scale, 10),
-        Phase("steady", 300 * scale, 30),
+        Phase("warm-up", 90 * scale, 4),
+        Phase("step x2", 150 * scale, 8),
+        Phase("ramp x2", 90 * scale, 8, 16),
+        Phase("drop", 150 * scale, 4),
+        Phase("steady", 300 * scale, 6),
     ]
 
 
@@ -103,29 +105,45 @@ async def _request(
     into.append((started - t0, time.monotonic() - started, ok))
 
 
+async def _user(
+    session: aiohttp.ClientSession,
+    url: str,
+    t0: float,
+    record: list[tuple[float, float, bool]],
+    stop: asyncio.Event,
+) -> None:
+    """One user: a waiting request, then a CPU-bound one, until told to stop."""
+    while not stop.is_set():
+        for path in ("/io?ms=500", "/cpu?ms=4"):
+            await _request(session, url + path, t0, record)
+
+
 async def generate(urls: dict[str, str], phases: list[Phase], record: Record, t0: float) -> None:
-    """Open loop: arrivals at the scheduled rate, whatever the answers."""
+    """Closed loop: as many users per setup as the schedule says, each second."""
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
-    timeout = aiohttp.ClientTimeout(total=10)
-    tasks: set[asyncio.Task[None]] = set()
+    timeout = aiohttp.ClientTimeout(total=30)
+    users: dict[str, list[tuple[asyncio.Task[None], asyncio.Event]]] = {s: [] for s in SETUPS}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         for phase in phases:
             start = time.monotonic()
             record.phases.append((phase.name, start - t0))
-            due = start
             while (now := time.monotonic()) - start < phase.seconds:
-                if now < due:
-                    await asyncio.sleep(due - now)
-                    continue
+                wanted = round(phase.rate_at(now - start))
                 for setup in SETUPS:
-                    for path in ("/io?ms=200", "/cpu?ms=4"):
+                    running = users[setup]
+                    while len(running) < wanted:
+                        stop = asyncio.Event()
                         task = asyncio.create_task(
-                            _request(session, urls[setup] + path, t0, record.latencies[setup])
+                            _user(session, urls[setup], t0, record.latencies[setup], stop)
                         )
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
-                due += 1.0 / phase.rate_at(now - start)
-        await asyncio.gather(*tasks)
+                        running.append((task, stop))
+                    while len(running) > wanted:
+                        running.pop()[1].set()
+                await asyncio.sleep(1.0)
+        for running in users.values():
+            for _, stop in running:
+                stop.set()
+        await asyncio.gather(*(task for running in users.values() for task, _ in running))
 
 
 def observe(namespace: str, record: Record, t0: float, stop: threading.Event) -> None:
@@ -306,14 +324,14 @@ def report(data: dict[str, Any]) -> str:
         f"Measured {data['when']} on {data['machine']} with `{data['command']}`; "
         f"load average before {data['load_before']}, after {data['load_after']}. "
         "Both setups ran at once on one node, with the same pods and the same load: "
-        "each arrival is one `/io?ms=200` and one `/cpu?ms=4`, new connection per request, "
-        "through each Service.",
+        "users each sending `/io?ms=500` then `/cpu?ms=4` in a loop (closed loop), "
+        "a new connection per request, through each Service.",
         "",
         "Schedule: "
         + ", ".join(
-            f"{p['name']} {p['seconds']:g} s at {p['rate']:g}"
+            f"{p['name']} {p['seconds']:g} s with {p['rate']:g}"
             + (f"->{p['end_rate']:g}" if p["end_rate"] else "")
-            + "/s"
+            + " users"
             for p in data["schedule"]
         ),
         "",
@@ -355,7 +373,7 @@ def plot(data: dict[str, Any], target: Path) -> None:
     t = [r["t"] for r in timeline]
     per_second = data["rate"]
     load_axis.plot([x for x, _ in per_second], [y for _, y in per_second], color="black")
-    load_axis.set_ylabel("arrivals/s (each: io 200 ms + cpu 4 ms)")
+    load_axis.set_ylabel("users (each: io 500 ms, cpu 4 ms, repeat)")
     for setup, color in zip(SETUPS, ("#1f77b4", "#d62728"), strict=True):
         label = "corescale" if setup == "cs" else "HPA on CPU"
         workers_axis.plot(
