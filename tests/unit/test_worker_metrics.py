@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,10 @@ def test_balanced_accept_sees_only_ready_workers(tmp_path: Path) -> None:
         metrics.slot(2).state = SlotState.READY
         assert sorted(metrics.ready_connections(exclude=2)) == [20.0]
         assert sorted(metrics.ready_connections(exclude=0)) == [20.0, 30.0]
+        # A worker whose loop stopped beating is left out: it cannot accept.
+        since = time.monotonic()
+        metrics.slot(1).beat(20)
+        assert sorted(metrics.ready_connections(exclude=0, beating_since=since)) == [20.0]
     finally:
         metrics.close()
 

@@ -1,4 +1,4 @@
-"""Prefork's accept strategy under faults: one stuck worker must not stall the pod's new connections."""
+"""Prefork's accept strategy under faults: a stuck worker must not stall new connections."""
 
 from __future__ import annotations
 
@@ -99,7 +99,6 @@ def test_one_stuck_worker_does_not_stall_new_connections(
         # Measured from the moment the worker is stuck: no waiting for the
         # heartbeat timeout (30 s here) to remove it.
         stuck = new_connection_rate(worker.port, 3.0)
-    print(f"new connections per second: healthy {healthy:.0f}, one worker {how} {stuck:.0f}")
     assert healthy > 20, healthy
     # The goal is 45 % (issue 15); the bound is generous for a busy machine,
     # where yielding to the stuck worker gave a few per cent.

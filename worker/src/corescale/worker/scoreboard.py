@@ -239,11 +239,20 @@ class Scoreboard:
     def add_restart(self) -> None:
         self._view[_H_RESTARTS] += 1
 
-    def ready_connections(self, exclude: int) -> Iterator[float]:
-        """Open connections of every READY slot but one: what a balanced accept compares with."""
+    def ready_connections(self, exclude: int, beating_since: float = 0.0) -> Iterator[float]:
+        """Open connections of every READY slot but one: what a balanced accept compares with.
+
+        Slots whose heartbeat is older than `beating_since` (a monotonic time)
+        are left out: their process is not turning its event loop, so it
+        cannot take a connection however few it has.
+        """
         view = self._view
         for index in range(int(view[_H_SLOTS_USED])):
-            if index != exclude and self._at(index, _STATE) == SlotState.READY:
+            if (
+                index != exclude
+                and self._at(index, _STATE) == SlotState.READY
+                and self._at(index, _HEARTBEAT) >= beating_since
+            ):
                 yield self._at(index, _CONNECTIONS)
 
     def figures(self) -> PodFigures:
