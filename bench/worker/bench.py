@@ -228,7 +228,10 @@ def wrk(
     script_args: tuple[str, ...] = (),
     *,
     pinned: bool = False,
+    new_connections: bool = False,
+    timeout: str = "10s",
 ) -> dict[str, Any]:
+    """One wrk run; `new_connections` sends `Connection: close`, so every request connects anew."""
     command = [
         *(["taskset", "-c", WRK_CPU] if pinned else []),
         "wrk",
@@ -237,7 +240,8 @@ def wrk(
         f"-d{seconds}s",
         "--latency",
         "--timeout",
-        "10s",
+        timeout,
+        *(["-H", "Connection: close"] if new_connections else []),
     ]
     if script is not None:
         command += ["-s", str(script)]
