@@ -82,7 +82,10 @@ def test_sigterm_to_the_whole_process_group_drains_once(start_worker: StartWorke
     stop = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
         in_flight = pool.submit(worker.get, "/io?ms=3500", 30)
-        clients = [pool.submit(load, worker.port, stop, keep_alive) for keep_alive in (1, 1, 0, 0)]
+        clients = [
+            pool.submit(load, worker.port, stop, keep_alive)
+            for keep_alive in (True, True, False, False)
+        ]
         time.sleep(0.5)
         os.killpg(worker.pid, signal.SIGTERM)  # systemd's KillMode=control-group
         assert wait_until(lambda: worker.get("/readyz") == (503, "draining\n"), 2, 0.01)

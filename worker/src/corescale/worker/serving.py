@@ -35,6 +35,7 @@ from corescale.worker.health import RequestGate, bootstrap_server
 from corescale.worker.loader import Factory, build_app
 from corescale.worker.procs import release_free_memory
 from corescale.worker.scoreboard import Scoreboard, Slot, SlotState
+from corescale.worker.timeouts import TimedAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,10 @@ class ServingProcess:
         """Builds the app and starts serving it; BootError if the app cannot start."""
         config = self._config
         app = await build_app(self._factory, config.app)
-        runner = web.AppRunner(
+        runner = TimedAppRunner(
             app,
+            header_timeout=config.header_timeout,
+            keepalive_timeout=config.keep_alive_timeout,
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
             shutdown_timeout=config.shutdown_timeout,
