@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -106,12 +105,16 @@ def test_balanced_accept_sees_only_ready_workers(tmp_path: Path) -> None:
         metrics.close()
 
 
-def test_a_private_folder_is_removed_and_an_unusable_one_falls_back(tmp_path: Path) -> None:
-    private = Scoreboard(None)
-    assert private.path is not None
-    folder = os.path.dirname(private.path)
-    private.close()
-    assert not os.path.exists(folder)
+def test_without_a_folder_nothing_is_written_and_an_unusable_one_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    anonymous = Scoreboard(None)
+    try:
+        assert anonymous.path is None
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        anonymous.close()
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

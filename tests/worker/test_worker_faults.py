@@ -98,7 +98,8 @@ def test_sigterm_to_the_whole_process_group_drains_once(start_worker: StartWorke
     assert sum(answered for answered, _ in results) > 50
     assert worker.wait(30) == 0
     log = worker.log()
-    assert log.count("draining: /readyz fails") == len(workers), log
+    assert log.count("draining: serving") == len(workers), log
+    assert log.count("SIGTERM again: already draining") == len(workers), log
     assert "fast stop" not in log
 
 

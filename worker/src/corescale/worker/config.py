@@ -254,7 +254,7 @@ SETTINGS = (
         "",
         "folder for the shared metrics file",
         "where the shared metrics file lives",
-        shown_default="a private folder under `$TMPDIR` (removed at exit)",
+        shown_default="none: anonymous shared memory (nothing on disk)",
     ),
     Setting(
         "heartbeat_timeout",

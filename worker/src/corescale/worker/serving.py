@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from corescale.worker import accept
+from corescale.worker import accept, clienterrors
 from corescale.worker.config import Config
 from corescale.worker.errors import BootError, ExitCode
 from corescale.worker.health import RequestGate, bootstrap_server
@@ -47,6 +47,8 @@ class Stop(enum.Enum):
     """The ways a serving process is asked to end (see the module docstring)."""
 
     DRAIN = "drain"
+    INTERRUPT = "interrupt"
+    """SIGINT in single mode: a drain, and a second one ends the drain delay."""
     RETIRE = "retire"
     FAST = "fast"
 
@@ -93,7 +95,7 @@ class ServingProcess:
         loop.add_signal_handler(signal.SIGTERM, ask(Stop.DRAIN))
         loop.add_signal_handler(signal.SIGQUIT, ask(Stop.FAST))
         if self._master_pid is None:
-            loop.add_signal_handler(signal.SIGINT, ask(Stop.DRAIN))
+            loop.add_signal_handler(signal.SIGINT, ask(Stop.INTERRUPT))
             for ignored in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
                 loop.add_signal_handler(ignored, _ignore, ignored)
         else:
@@ -159,6 +161,7 @@ class ServingProcess:
         """Serves until stopped; the exit code for the process."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
+        clienterrors.install()
         beat = loop.create_task(self._beat())
         try:
             return await self._serve()
@@ -184,12 +187,9 @@ class ServingProcess:
         log.info("serving %s on %s", self._config.app, self._site.name)
 
         kind = await self._requests.get()
-        if kind is Stop.DRAIN:
-            log.info("draining: /readyz fails, serving %.1fs more", self._config.drain_delay)
-            self.gate.draining = self.gate.closing = True
-            self._slot.state = SlotState.DRAINING
-            with contextlib.suppress(TimeoutError):
-                kind = await asyncio.wait_for(self._requests.get(), self._config.drain_delay)
+        if kind in (Stop.DRAIN, Stop.INTERRUPT):
+            self._start_drain()
+            kind = await self._drain_delay()
         elif kind is Stop.RETIRE:
             log.info("retiring: no new connections, finishing the current ones")
             self.gate.closing = True
@@ -210,6 +210,41 @@ class ServingProcess:
             log.error("cleanup failed: %r", cleanup.exception())
         log.info("stopped")
         return ExitCode.OK
+
+    def _start_drain(self) -> None:
+        """`Connection: close` from now on; /readyz fails (prefork: once the whole pod drains).
+
+        A prefork worker can get a SIGTERM of its own (a `kill` of its pid):
+        the pod stays ready while it drains, and the master replaces it.
+        """
+        if self._master_pid is None:
+            log.info("draining: /readyz fails, serving %.1fs more", self._config.drain_delay)
+            self.gate.draining = True
+        else:
+            log.info("draining: serving %.1fs more", self._config.drain_delay)
+        self.gate.closing = True
+        self._slot.state = SlotState.DRAINING
+
+    async def _drain_delay(self) -> Stop:
+        """Serves for the drain delay; what ends it: the delay, a second SIGINT, or SIGQUIT.
+
+        A repeated SIGTERM is the same stop reaching the process again (a
+        SIGTERM to the process group also arrives through the prefork
+        master; an init relays what the group already got): one drain per
+        process, however many copies arrive.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.drain_delay
+        while (left := deadline - loop.time()) > 0:
+            try:
+                kind = await asyncio.wait_for(self._requests.get(), left)
+            except TimeoutError:
+                break
+            if kind is Stop.DRAIN:
+                log.info("SIGTERM again: already draining")
+                continue
+            return kind
+        return Stop.DRAIN
 
     async def _wait_for(self, wanted: Stop) -> None:
         while await self._requests.get() is not wanted:
