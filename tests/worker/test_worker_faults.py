@@ -103,11 +103,18 @@ def test_sigterm_to_the_whole_process_group_drains_once(start_worker: StartWorke
     assert "fast stop" not in log
 
 
+@pytest.mark.parametrize("strategy", ["balanced", "shared", "reuseport"])
 def test_late_connections_are_refused_once_no_prefork_worker_accepts(
-    start_worker: StartWorker,
+    start_worker: StartWorker, strategy: str
 ) -> None:
     worker = start_worker(
-        "--mode", "prefork", "--workers", "2", env={"CORESCALE_DRAIN_DELAY": "0.5"}
+        "--mode",
+        "prefork",
+        "--workers",
+        "2",
+        "--accept",
+        strategy,
+        env={"CORESCALE_DRAIN_DELAY": "0.5"},
     )
     assert wait_until(lambda: worker.workers_ready(2), 20)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
