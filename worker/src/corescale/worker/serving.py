@@ -7,7 +7,10 @@ and on a stop request leave in one of three ways:
   keeps serving for the drain delay while Kubernetes removes the pod from
   its endpoints, every response says `Connection: close`; then it stops
   accepting and gives in-flight requests the shutdown timeout to finish.
-  A second drain signal cuts the delay short.
+  A second SIGINT cuts the delay short; a second SIGTERM is the same stop
+  arriving twice (a process group's SIGTERM also comes through the prefork
+  master) and changes nothing. In prefork /readyz follows the pod: a SIGTERM
+  to one worker alone drains it while the pod stays ready.
 * retire (SIGUSR2, from the prefork master on SIGHUP or SIGTTOU): the pod
   stays ready; the worker stops accepting at once (queued connections stay
   in the shared socket for the others), lets keep-alive clients finish one
