@@ -27,6 +27,7 @@ import time
 from aiohttp import web
 
 from corescale.worker.config import Accept, Config
+from corescale.worker.connections import WorkerServer
 from corescale.worker.scoreboard import Scoreboard, Slot
 from corescale.worker.sockets import bind_listener
 
@@ -80,8 +81,8 @@ class BalancedSite(web.BaseSite):
 
     It does nothing on the event loop while no connection arrives: no timer,
     no polling. Its own count of open connections is written to its slot
-    whenever it decides and accepts (the heartbeat writes it twice a second
-    too), which is when the siblings read it.
+    whenever it decides and accepts, and by the server whenever a connection
+    opens or closes (connections.py), so the siblings read a current count.
     """
 
     def __init__(
@@ -105,7 +106,12 @@ class BalancedSite(web.BaseSite):
 
     def _open_connections(self) -> int:
         server = self._runner.server
-        return (len(server.connections) if server is not None else 0) + self._connecting
+        if server is None:
+            return self._connecting
+        # The worker's own server counts closes at once; aiohttp's list lags.
+        if isinstance(server, WorkerServer):
+            return server.open_connections + self._connecting
+        return len(server.connections) + self._connecting
 
     async def start(self) -> None:
         await super().start()

@@ -33,12 +33,12 @@ from aiohttp import web
 
 from corescale.worker import accept, clienterrors
 from corescale.worker.config import Config
+from corescale.worker.connections import WorkerAppRunner, WorkerServer
 from corescale.worker.errors import BootError, ExitCode
 from corescale.worker.health import RequestGate, bootstrap_server
 from corescale.worker.loader import Factory, build_app
 from corescale.worker.procs import release_free_memory
 from corescale.worker.scoreboard import Scoreboard, Slot, SlotState
-from corescale.worker.timeouts import TimedAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class ServingProcess:
 
     def _connections(self) -> int:
         server = self._runner.server if self._runner is not None else None
-        return len(server.connections) if server is not None else 0
+        return server.open_connections if isinstance(server, WorkerServer) else 0
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         def ask(kind: Stop) -> Callable[[], None]:
@@ -135,7 +135,7 @@ class ServingProcess:
         """Builds the app and starts serving it; BootError if the app cannot start."""
         config = self._config
         app = await build_app(self._factory, config.app)
-        runner = TimedAppRunner(
+        runner = WorkerAppRunner(
             app,
             header_timeout=config.header_timeout,
             keepalive_timeout=config.keep_alive_timeout,
@@ -148,8 +148,10 @@ class ServingProcess:
         except Exception as exc:
             log.exception("the startup hooks of APP %r raised", config.app)
             raise BootError(f"the startup hooks of APP {config.app!r} raised {exc!r}") from exc
-        assert runner.server is not None
+        assert isinstance(runner.server, WorkerServer)
         runner.server.request_handler = self.gate.wrap(runner.server.request_handler)
+        # Every open and close reaches the scoreboard at once (connections.py says why).
+        runner.server.on_count = self._slot.set_connections
         self._runner = runner
         self._site = self._make_site(runner)
         await self._site.start()

@@ -1,4 +1,17 @@
-"""How long a client may hold a connection without giving the server a request.
+"""The worker's aiohttp server, per connection: time limits, and a live count of them.
+
+The count: aiohttp drops a closed connection from `Server.connections` only
+once its handler task has finished, and tells nobody. The balanced accept
+(accept.py) compares the open connections that the workers publish in the
+scoreboard; a count published only when a worker accepts or beats goes
+stale-high as connections close, and then the siblings keep taking more
+than their share (with a new connection per request, the worker that
+accepts most also publishes most often, and the spread runs away). So the
+server counts connections itself as they open and close, and reports each
+change at once (one write to shared memory per connection, not per request).
+
+The time limits: how long a client may hold a connection without giving the
+server a request.
 
 aiohttp closes a connection idle between requests after its keep-alive
 timeout (an hour by default), and has no limit at all on how long a request
@@ -19,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -68,8 +82,8 @@ class TimedRequestHandler(RequestHandler):
             self.force_close()
 
 
-class TimedServer(web.Server):
-    """aiohttp's server (the protocol factory), making TimedRequestHandlers."""
+class WorkerServer(web.Server):
+    """aiohttp's server (the protocol factory): TimedRequestHandlers, counted as they come, go."""
 
     def __init__(self, plain: web.Server, header_timeout: float) -> None:
         super().__init__(
@@ -80,6 +94,21 @@ class TimedServer(web.Server):
             **plain._kwargs,
         )
         self._header_timeout = header_timeout
+        self.open_connections = 0
+        self.on_count: Callable[[int], None] | None = None
+        """Called with the new count whenever a connection opens or closes."""
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self.open_connections += 1
+        if self.on_count is not None:
+            self.on_count(self.open_connections)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self.open_connections -= 1
+        if self.on_count is not None:
+            self.on_count(self.open_connections)
 
     def __call__(self) -> RequestHandler:
         return TimedRequestHandler(
@@ -87,7 +116,7 @@ class TimedServer(web.Server):
         )
 
 
-class TimedAppRunner(web.AppRunner):
+class WorkerAppRunner(web.AppRunner):
     """An AppRunner whose server applies the header timeout (keep-alive is aiohttp's own)."""
 
     __slots__ = ("_header_timeout",)
@@ -104,4 +133,4 @@ class TimedAppRunner(web.AppRunner):
         self._header_timeout = header_timeout
 
     async def _make_server(self) -> web.Server:
-        return TimedServer(await super()._make_server(), self._header_timeout)
+        return WorkerServer(await super()._make_server(), self._header_timeout)
