@@ -3,9 +3,15 @@
 For each strategy (balanced, shared, reuseport), a prefork master with two
 workers gets:
 
-* 64 keep-alive connections from wrk on /pid, paced below saturation and
-  flat out (see bench.SPREADS): the share of requests and of open
-  connections (corescale_connections, scraped mid-run) per worker;
+* 64 connections from wrk on /pid, paced below saturation and flat out (see
+  bench.SPREADS), once keep-alive and once with a new connection for every
+  request: the share of requests per worker, and for keep-alive the open
+  connections per worker (corescale_connections, scraped mid-run);
+* 64 keep-alive connections flat out on /cpu?ms=1: requests per second and
+  the latency tail (p50, p99) the strategy leaves;
+* a new connection for every request to /pid, healthy and then with one
+  worker stopped (SIGSTOP): the share of the healthy rate the pod keeps
+  while a worker is stuck (issue 15);
 * new connections for every request to /cpu?ms=2 (so that connections
   queue in the kernel) while SIGHUP replaces both workers twice:
   the requests that failed (a worker's own SO_REUSEPORT socket takes its
@@ -20,6 +26,7 @@ import logging
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -82,6 +89,33 @@ def hup_under_load(pid: int, port: int, seconds: int) -> dict[str, Any]:
     return {"requests": total, "failed": errors}
 
 
+def children(pid: int) -> list[int]:
+    """The worker pids of a master, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def stuck_worker(master: int, port: int, seconds: int) -> dict[str, float]:
+    """New-connection requests per second on /pid, healthy and with one worker SIGSTOPped."""
+    url = f"http://127.0.0.1:{port}/pid"
+    healthy = wrk(url, seconds, new_connections=True, timeout="1s")
+    victim = min(children(master))
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        stuck = wrk(url, seconds, new_connections=True, timeout="1s")
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    return {"healthy_rps": healthy["rps"], "stuck_rps": stuck["rps"]}
+
+
 def measure(strategy: str, seconds: int) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
@@ -112,15 +146,60 @@ def measure(strategy: str, seconds: int) -> dict[str, Any]:
             share = wrk(f"http://127.0.0.1:{port}/pid", seconds, HERE / "pid_share.lua", (pause,))
             spreads[spread] = sorted(share["pids"].values())
         timer.join()
+        for spread, pause in SPREADS.items():
+            share = wrk(
+                f"http://127.0.0.1:{port}/pid",
+                seconds,
+                HERE / "pid_share.lua",
+                (pause,),
+                new_connections=True,
+            )
+            spreads[f"{spread}, new connections"] = sorted(share["pids"].values())
+        cpu = wrk(f"http://127.0.0.1:{port}/cpu?ms=1", seconds)
+        stuck = stuck_worker(proc.pid, port, seconds)
         hup = hup_under_load(proc.pid, port, seconds)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    return {"requests_per_worker": spreads, "connections_per_worker": mid, "sighup": hup}
+    return {
+        "requests_per_worker": spreads,
+        "connections_per_worker": mid,
+        "cpu": {key: cpu[key] for key in ("rps", "p50_ms", "p99_ms", "errors")},
+        "stuck": stuck,
+        "sighup": hup,
+    }
 
 
-def _ratio(counts: list[int]) -> str:
-    return f"{counts[-1] / counts[0]:.2f}" if len(counts) == 2 and counts[0] else "inf"
+def _ratio(counts: list[int]) -> float | None:
+    """Busiest over quietest of two workers; None when one got nothing."""
+    return counts[-1] / counts[0] if len(counts) == 2 and counts[0] else None
+
+
+def _shown(ratio: float | None) -> str:
+    return "inf" if ratio is None else f"{ratio:.2f}"
+
+
+SPREAD_KEYS = ("paced", "saturated", "paced, new connections", "saturated, new connections")
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds of one strategy's figures (worst round for the spreads)."""
+    row: dict[str, Any] = {}
+    for key in SPREAD_KEYS:
+        ratios = [_ratio(run["requests_per_worker"][key]) for run in runs]
+        finite = [r for r in ratios if r is not None]
+        row[key] = {
+            "median": statistics.median(finite) if len(finite) == len(ratios) else None,
+            "worst": max(finite) if len(finite) == len(ratios) else None,
+        }
+    for key in ("rps", "p50_ms", "p99_ms"):
+        row[f"cpu_{key}"] = statistics.median(float(run["cpu"][key]) for run in runs)
+    row["stuck_kept"] = statistics.median(
+        run["stuck"]["stuck_rps"] / run["stuck"]["healthy_rps"] for run in runs
+    )
+    row["sighup_failed"] = sum(int(run["sighup"]["failed"]) for run in runs)
+    row["sighup_requests"] = sum(int(run["sighup"]["requests"]) for run in runs)
+    return row
 
 
 def main() -> int:
@@ -130,36 +209,88 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_DURATION", "6")))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    def uptime() -> str:
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    before = uptime()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in STRATEGIES}
     for round_number in range(args.rounds):
         for strategy in STRATEGIES:
             log.info("round %d: %s", round_number + 1, strategy)
             results[strategy].append(measure(strategy, args.seconds))
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    after = uptime()
+    summaries = {strategy: summary(runs) for strategy, runs in results.items()}
     lines = [
         "# Accept strategy",
         "",
-        f"`bench/worker/accept.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{args.rounds} rounds of {args.seconds} s, corescale prefork with 2 workers; "
-        f"load: `{uptime.strip()}`.",
+        f"`bench/worker/accept.py` on {started}, {args.rounds} rounds of {args.seconds} s, "
+        "corescale prefork with 2 workers, wrk -t2 -c64 on the same two CPUs; "
+        f"load before: `{before}`; after: `{after}`.",
         "",
-        "| strategy | open connections per worker (64 keep-alive) | requests per worker, "
-        "paced | busiest/quietest, paced | requests per worker, saturated | "
-        "busiest/quietest, saturated | failed / total, 2x SIGHUP, new conns on /cpu?ms=2 |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "Medians over rounds (worst round in brackets). Busiest/quietest: requests on `/pid` "
+        "of the busiest worker over the quietest; *paced*: one request per connection every "
+        "10 ms, *saturated*: flat out; *new conns*: `Connection: close` on every request. "
+        "*Stuck*: new-connection requests per second with one worker SIGSTOPped, over the "
+        "healthy rate just before.",
+        "",
+        "| strategy | keep-alive paced | keep-alive saturated | new conns paced | "
+        "new conns saturated | `/cpu?ms=1` rps | p50 ms | p99 ms | one worker stopped: "
+        "rate kept | failed / total, 2x SIGHUP |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for strategy, row in summaries.items():
+        spreads = " | ".join(
+            f"{_shown(row[key]['median'])} ({_shown(row[key]['worst'])})" for key in SPREAD_KEYS
+        )
+        lines.append(
+            f"| {strategy} | {spreads} | {row['cpu_rps']:,.0f} | {row['cpu_p50_ms']:.1f} | "
+            f"{row['cpu_p99_ms']:.1f} | {100 * row['stuck_kept']:.0f} % | "
+            f"{row['sighup_failed']} / {row['sighup_requests']} |"
+        )
+    lines += [
+        "",
+        "p99 on `/cpu?ms=1` over `shared`'s, round by round (same round, so the machine's "
+        "mood cancels out): "
+        + "; ".join(
+            f"{strategy}: "
+            + ", ".join(
+                f"{float(mine['cpu']['p99_ms']) / float(theirs['cpu']['p99_ms']):.2f}"
+                for mine, theirs in zip(runs, results["shared"], strict=True)
+            )
+            for strategy, runs in results.items()
+            if strategy != "shared"
+        ),
+        "",
+        "Every round:",
+        "",
+        "| strategy | open connections (64 keep-alive) | requests per worker: keep-alive paced, "
+        "saturated; new conns paced, saturated | `/cpu?ms=1` rps, p50, p99 ms | "
+        "new conns/s healthy -> one stopped | failed / total, 2x SIGHUP |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for strategy, runs in results.items():
         for run in runs:
+            cpu: dict[str, float] = run["cpu"]
+            stuck: dict[str, float] = run["stuck"]
             hup: dict[str, int] = run["sighup"]
-            spreads: dict[str, list[int]] = run["requests_per_worker"]
+            shares = "; ".join(str(run["requests_per_worker"][key]) for key in SPREAD_KEYS)
             lines.append(
-                f"| {strategy} | {run['connections_per_worker']} | {spreads['paced']} | "
-                f"{_ratio(spreads['paced'])} | {spreads['saturated']} | "
-                f"{_ratio(spreads['saturated'])} | {hup['failed']} / {hup['requests']} |"
+                f"| {strategy} | {run['connections_per_worker']} | {shares} | "
+                f"{cpu['rps']:,.0f}, {cpu['p50_ms']:.1f}, {cpu['p99_ms']:.1f} | "
+                f"{stuck['healthy_rps']:,.0f} -> {stuck['stuck_rps']:,.0f} | "
+                f"{hup['failed']} / {hup['requests']} |"
             )
     lines.append("")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "accept.json").write_text(json.dumps(results, indent=1))
+    (args.out / "accept.json").write_text(
+        json.dumps(
+            {"before": before, "after": after, "summary": summaries, "runs": results}, indent=1
+        )
+    )
     (args.out / "accept.md").write_text("\n".join(lines))
     log.info("wrote %s", args.out / "accept.md")
     return 0

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("bench.worker")
 
@@ -228,7 +228,10 @@ def wrk(
     script_args: tuple[str, ...] = (),
     *,
     pinned: bool = False,
+    new_connections: bool = False,
+    timeout: str = "10s",
 ) -> dict[str, Any]:
+    """One wrk run; `new_connections` sends `Connection: close`, so every request connects anew."""
     command = [
         *(["taskset", "-c", WRK_CPU] if pinned else []),
         "wrk",
@@ -237,7 +240,8 @@ def wrk(
         f"-d{seconds}s",
         "--latency",
         "--timeout",
-        "10s",
+        timeout,
+        *(["-H", "Connection: close"] if new_connections else []),
     ]
     if script is not None:
         command += ["-s", str(script)]
@@ -327,33 +331,90 @@ def measure(rounds: int, seconds: int) -> dict[str, Any]:
     }
 
 
-# The issue's goals, each a contender against an anchor, compared round by
-# round: both ran within the same minute, so the machine's mood cancels out.
+class Goal(NamedTuple):
+    """One goal of the issues: a contender's figure over an anchor's, measured in the same round."""
+
+    issue: str
+    contender: str
+    anchor: str
+    endpoint: str
+    key: str
+    """`rps` (higher is better: at least `bound`) or `p99_ms` (lower: at most `bound`)."""
+    bound: float
+
+
 GOALS = (
-    ("corescale single", "gunicorn -w 1"),
-    ("corescale prefork 2", "gunicorn -w 2"),
-    ("corescale prefork 2", "node cluster 2"),
+    Goal("17", "corescale prefork 2", "gunicorn uvloop -w 2", "/", "rps", 1.0),
+    Goal("17", "corescale prefork 2", "gunicorn uvloop -w 2", "/cpu?ms=1", "p99_ms", 1.1),
+    Goal("15", "corescale single", "gunicorn uvloop -w 1", "/", "rps", 1.0),
+    Goal("15", "corescale single", "gunicorn -w 1", "/cpu?ms=1", "p99_ms", 1.1),
+    Goal("earlier", "corescale single", "gunicorn -w 1", "/", "rps", 1.0),
+    Goal("earlier", "corescale prefork 2", "gunicorn -w 2", "/", "rps", 1.0),
+    Goal("earlier", "corescale prefork 2", "node cluster 2", "/", "rps", 1.0),
 )
 
 
 def goal_ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-round rps ratios of each goal's contender over its anchor, per endpoint."""
+    """Per-round ratios of each goal's contender over its anchor; whether the median meets it."""
     results: dict[str, dict[str, Any]] = data["results"]
     rows: list[dict[str, Any]] = []
-    for contender, anchor in GOALS:
-        if contender not in results or anchor not in results:
+    for goal in GOALS:
+        if goal.contender not in results or goal.anchor not in results:
             continue
-        row: dict[str, Any] = {"contender": contender, "anchor": anchor}
-        for endpoint in ENDPOINTS:
-            mine = results[contender]["runs"][endpoint]
-            theirs = results[anchor]["runs"][endpoint]
-            ratios = [float(a["rps"]) / float(b["rps"]) for a, b in zip(mine, theirs, strict=True)]
-            row[endpoint] = {
-                "median": statistics.median(ratios),
+        mine = results[goal.contender]["runs"][goal.endpoint]
+        theirs = results[goal.anchor]["runs"][goal.endpoint]
+        ratios = [
+            float(a[goal.key]) / float(b[goal.key])
+            for a, b in zip(mine, theirs, strict=True)
+            if a[goal.key] is not None and b[goal.key]
+        ]
+        median = statistics.median(ratios)
+        rows.append(
+            {
+                **goal._asdict(),
+                "median": median,
                 "rounds": [round(r, 3) for r in ratios],
-                "won": sum(r >= 1 for r in ratios),
+                "met": median >= goal.bound if goal.key == "rps" else median <= goal.bound,
             }
-        rows.append(row)
+        )
+    return rows
+
+
+def spread_goals(summary: dict[str, dict[str, Any]], accept: Path) -> list[dict[str, Any]]:
+    """The spread and stuck-worker goals, from this run's prefork rows and from accept.json."""
+    rows: list[dict[str, Any]] = []
+    prefork = summary.get("corescale prefork 2")
+    if prefork is not None:
+        for spread in ("paced", "saturated"):
+            figures: dict[str, Any] = prefork[spread]
+            rows.append(
+                {
+                    "goal": f"busiest/quietest ≤ 1.2, 64 keep-alive, {spread} (issue 17)",
+                    "median": figures["ratio"],
+                    "worst": figures["worst_ratio"],
+                    "source": "this run",
+                }
+            )
+    if accept.exists():
+        balanced: dict[str, Any] = json.loads(accept.read_text())["summary"]["balanced"]
+        for spread in ("paced, new connections", "saturated, new connections"):
+            rows.append(
+                {
+                    "goal": f"busiest/quietest ≤ 1.2, {spread} (issue 17)",
+                    "median": balanced[spread]["median"],
+                    "worst": balanced[spread]["worst"],
+                    "source": "accept.md",
+                }
+            )
+        rows.append(
+            {
+                "goal": "one worker of two stopped: ≥ 45 % of the healthy new-connection rate "
+                "(issue 15), shown as a fraction",
+                "median": balanced["stuck_kept"],
+                "worst": None,
+                "source": "accept.md",
+            }
+        )
     return rows
 
 
@@ -465,18 +526,26 @@ def markdown(data: dict[str, Any], summary: dict[str, dict[str, Any]]) -> str:
             if row["workers"] > 1
         ),
         "",
-        "Goals, round by round (requests/s of the first over the second, measured in the "
-        "same round; ≥ 1 means at least as fast):",
+        "Goals, round by round: the contender's figure over its anchor's, both measured in "
+        "the same round, so that the machine's slow and fast minutes cancel out. `rps`: "
+        "requests per second, at least the bound; `p99`: the 99th percentile latency, at "
+        "most the bound. *earlier*: the goals of the issue before these.",
         "",
-        "| contender / anchor | `/` median | `/` per round | `/cpu?ms=1` median | "
-        "`/cpu?ms=1` per round |",
-        "| --- | --- | --- | --- | --- |",
+        "| issue | contender / anchor | endpoint | figure | bound | median | per round | met |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *(
-            f"| {g['contender']} / {g['anchor']} | {g['/']['median']:.2f} | "
-            f"{', '.join(f'{r:.2f}' for r in g['/']['rounds'])} | "
-            f"{g['/cpu?ms=1']['median']:.2f} | "
-            f"{', '.join(f'{r:.2f}' for r in g['/cpu?ms=1']['rounds'])} |"
+            f"| {g['issue']} | {g['contender']} / {g['anchor']} | `{g['endpoint']}` | "
+            f"{g['key'].removesuffix('_ms')} | {'≥' if g['key'] == 'rps' else '≤'} {g['bound']} | "
+            f"{g['median']:.2f} | {', '.join(f'{r:.2f}' for r in g['rounds'])} | "
+            f"{'yes' if g['met'] else 'no'} |"
             for g in data["goals"]
+        ),
+        "",
+        "| goal | median | worst round | from |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {g['goal']} | {number(g['median'], 2)} | {number(g['worst'], 2)} | {g['source']} |"
+            for g in data["spread_goals"]
         ),
         "",
         "Errors (non-2xx and socket errors, all runs): "
@@ -510,6 +579,7 @@ def main() -> int:
     summary = summarize(data)
     data["summary"] = summary
     data["goals"] = goal_ratios(data)
+    data["spread_goals"] = spread_goals(summary, args.out / "accept.json")
     for entry in data["results"].values():
         for outcomes in entry["runs"].values():
             for outcome in outcomes:

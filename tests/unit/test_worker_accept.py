@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 from aiohttp import web
 
-from corescale.worker import accept
+from corescale.worker import accept, scoreboard
 from corescale.worker.config import Accept, load_config
-from corescale.worker.scoreboard import Scoreboard
+from corescale.worker.scoreboard import Scoreboard, SlotState
 
 
 async def _answer(request: web.BaseRequest) -> web.StreamResponse:
@@ -82,3 +83,58 @@ def test_each_serving_process_accepts_as_the_strategy_says(
 
 def test_balanced_is_the_default() -> None:
     assert load_config([], env={}).accept is Accept.BALANCED
+
+
+def _queue(sock: socket.socket, count: int) -> list[socket.socket]:
+    clients = [socket.create_connection(sock.getsockname()) for _ in range(count)]
+    deadline = time.monotonic() + 5
+    while accept.queued_connections(sock) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return clients
+
+
+def test_the_accept_queue_length_is_read_from_the_kernel() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        assert accept.queued_connections(sock) == 0
+        clients = _queue(sock, 5)
+        assert accept.queued_connections(sock) == 5
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.parametrize(("sibling_beats", "taken"), [(True, 6), (False, 10)])
+def test_a_balanced_worker_takes_its_share_and_waits_for_no_stuck_sibling(
+    sibling_beats: bool, taken: int
+) -> None:
+    """10 queued, a ready sibling with none open: take half (+1 slack), or all if it is stuck."""
+
+    async def check() -> None:
+        config = load_config(["--bind", "127.0.0.1:0"], env={})
+        sock = accept.listener(config, prefork=True)
+        board = Scoreboard(None)
+        board.claim(1, 4242)
+        sibling = board.slot(1)
+        sibling.state = SlotState.READY
+        if sibling_beats:
+            sibling.beat(0)
+        else:
+            board._put(1, scoreboard._HEARTBEAT, time.monotonic() - 2 * accept.STALE_SECONDS)
+        runner = web.ServerRunner(web.Server(_answer))
+        await runner.setup()
+        clients = _queue(sock, 10)
+        try:
+            site = accept.BalancedSite(runner, sock, board, board.slot(0))
+            site._on_readable()
+            await asyncio.sleep(0.1)
+            assert site._open_connections() == taken
+            assert accept.queued_connections(sock) == 10 - taken
+        finally:
+            for client in clients:
+                client.close()
+            await runner.cleanup()
+            board.close()
+            sock.close()
+
+    asyncio.run(check())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 
 import pytest
@@ -97,16 +97,24 @@ def test_balanced_accept_sees_only_ready_workers(tmp_path: Path) -> None:
         metrics.slot(2).state = SlotState.READY
         assert sorted(metrics.ready_connections(exclude=2)) == [20.0]
         assert sorted(metrics.ready_connections(exclude=0)) == [20.0, 30.0]
+        # A worker whose loop stopped beating is left out: it cannot accept.
+        since = time.monotonic()
+        metrics.slot(1).beat(20)
+        assert sorted(metrics.ready_connections(exclude=0, beating_since=since)) == [20.0]
     finally:
         metrics.close()
 
 
-def test_a_private_folder_is_removed_and_an_unusable_one_falls_back(tmp_path: Path) -> None:
-    private = Scoreboard(None)
-    assert private.path is not None
-    folder = os.path.dirname(private.path)
-    private.close()
-    assert not os.path.exists(folder)
+def test_without_a_folder_nothing_is_written_and_an_unusable_one_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    anonymous = Scoreboard(None)
+    try:
+        assert anonymous.path is None
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        anonymous.close()
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

@@ -52,3 +52,9 @@ def test_crashes_older_than_the_window_are_forgotten() -> None:
     verdict = after_death(was_ready=True, exit_code=1, crashes=old, now=now)
     assert verdict.halt is None
     assert (verdict.delay, verdict.crashes) == (0.0, (now,))
+
+
+def test_a_ready_worker_that_exits_0_is_replaced_at_once_and_is_no_crash() -> None:
+    verdict = after_death(was_ready=True, exit_code=0, crashes=[9.0], now=10.0)
+    assert (verdict.halt, verdict.delay, verdict.crash) == (None, 0.0, False)
+    assert verdict.crashes == (9.0,)

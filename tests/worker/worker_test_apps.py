@@ -48,3 +48,8 @@ def orphan_factory() -> web.Application:
 
     app.router.add_get("/orphan", orphan)
     return app
+
+
+def exiting_factory() -> web.Application:
+    """A factory that gives up the way scripts do: sys.exit(1)."""
+    raise SystemExit(1)

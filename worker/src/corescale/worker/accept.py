@@ -5,13 +5,15 @@
 site in single mode, and in prefork mode what ``--accept`` says.
 
 The measurement in docs/worker.md chose `balanced`: every worker watches the
-same inherited socket, but accepts one connection at a time and only while it
-has no more open connections than the least loaded ready worker. The event
-loops' own accept loops take up to a backlog's worth of connections per
-wake-up, so with a shared socket one worker can end up with most of a burst
-of keep-alive connections; SO_REUSEPORT spreads by a hash (uneven with a few
-dozen connections) and loses the connections queued on a socket that closes,
-which a shared socket never does.
+same inherited socket and, on each wake-up, takes the connections that bring
+it up to its even share of all that are open and queued, counting only the
+siblings whose event loop is turning (a fresh heartbeat): a stuck or stopped
+worker is not waited for. The event loops' own accept loops take up to a
+backlog's worth of connections per wake-up, so with a shared socket one
+worker can end up with most of a burst of keep-alive connections;
+SO_REUSEPORT spreads by a hash (uneven with a few dozen connections) and
+loses the connections queued on a socket that closes, which a shared socket
+never does.
 """
 
 from __future__ import annotations
@@ -19,29 +21,69 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
+import time
 
 from aiohttp import web
 
 from corescale.worker.config import Accept, Config
+from corescale.worker.connections import WorkerServer
 from corescale.worker.scoreboard import Scoreboard, Slot
 from corescale.worker.sockets import bind_listener
 
 log = logging.getLogger(__name__)
 
-# A worker that is not the least loaded steps back this long, so that a less
-# loaded one can take the connection; after MAX_DECLINES of these it takes the
-# connection anyway (the others may be busy with the CPU, or stuck).
+# A worker whose share of the connections is taken steps back this long, so
+# that a sibling can take the next ones; after MAX_DECLINES of these it takes
+# one anyway (the siblings may be busy with the CPU).
 PAUSE_SECONDS = 0.003
 MAX_DECLINES = 8
-BURST = 16
+# A worker may go this many connections above its even share: with a few
+# connections open (a new connection per request) an exact share would make
+# workers step back over a difference of one.
+SLACK = 1
+# Connections taken in one wake-up when no sibling is there to share with.
+BURST = 64
 EMFILE_PAUSE_SECONDS = 0.1
-# How often a worker publishes its open connections between accepts, so that
-# the others see closed connections soon (a new burst often follows a closed one).
-PUBLISH_SECONDS = 0.05
+# A worker whose heartbeat (written by its event loop every BEAT_SECONDS, see
+# serving.py) is older than this is not turning its loop: stuck in a long
+# CPU-bound request, stopped (SIGSTOP), or about to be killed. It cannot
+# accept, so nobody steps back for it.
+STALE_SECONDS = 1.0
+# struct tcp_info: for a listening socket Linux reports the length of its
+# accept queue in tcpi_unacked, the fifth 32-bit field after 8 bytes of flags.
+_TCP_INFO_LENGTH = 32
+_TCPI_UNACKED = struct.Struct("I")
+_TCPI_UNACKED_OFFSET = 24
+
+
+def queued_connections(sock: socket.socket) -> int:
+    """Connections waiting in a listening socket's accept queue; 1 where Linux does not say."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LENGTH)
+    except (OSError, AttributeError):
+        return 1
+    if len(info) < _TCP_INFO_LENGTH:
+        return 1
+    return int(_TCPI_UNACKED.unpack_from(info, _TCPI_UNACKED_OFFSET)[0])
 
 
 class BalancedSite(web.BaseSite):
-    """An aiohttp site on a shared listening socket that keeps connections even across workers."""
+    """An aiohttp site on a shared listening socket that keeps connections even across workers.
+
+    On each wake-up a worker takes, in one go, the connections that bring it
+    up to its even share of everything open and queued (its own, its live
+    siblings' and the kernel's accept queue); the rest stay queued for the
+    siblings, woken by the same readiness. Taking them one per wake-up, or
+    stepping back while a busy sibling did not come, left the last of a burst
+    of connections waiting for many turns of busy event loops: that wait was
+    the p99 of the old balanced accept (docs/worker.md).
+
+    It does nothing on the event loop while no connection arrives: no timer,
+    no polling. Its own count of open connections is written to its slot
+    whenever it decides and accepts, and by the server whenever a connection
+    opens or closes (connections.py), so the siblings read a current count.
+    """
 
     def __init__(
         self, runner: web.BaseRunner, sock: socket.socket, board: Scoreboard, slot: Slot
@@ -54,7 +96,7 @@ class BalancedSite(web.BaseSite):
         self._reading = False
         self._stopped = False
         self._pending: set[asyncio.Task[None]] = set()
-        self._publisher: asyncio.TimerHandle | None = None
+        self._connecting = 0
         host, port = sock.getsockname()[:2]
         self._name = f"http://{host}:{port}"
 
@@ -64,17 +106,17 @@ class BalancedSite(web.BaseSite):
 
     def _open_connections(self) -> int:
         server = self._runner.server
-        return (len(server.connections) if server is not None else 0) + len(self._pending)
+        if server is None:
+            return self._connecting
+        # The worker's own server counts closes at once; aiohttp's list lags.
+        if isinstance(server, WorkerServer):
+            return server.open_connections + self._connecting
+        return len(server.connections) + self._connecting
 
     async def start(self) -> None:
         await super().start()
         self._sock.setblocking(False)
         self._resume()
-        self._publish()
-
-    def _publish(self) -> None:
-        self._slot.set_connections(self._open_connections())
-        self._publisher = asyncio.get_running_loop().call_later(PUBLISH_SECONDS, self._publish)
 
     def _resume(self) -> None:
         if self._stopped or self._reading:
@@ -88,50 +130,65 @@ class BalancedSite(web.BaseSite):
             self._reading = False
         asyncio.get_running_loop().call_later(seconds, self._resume)
 
-    def _may_accept(self, mine: int) -> bool:
-        fewest = min(self._board.ready_connections(exclude=self._slot.index), default=None)
-        if fewest is None or mine <= fewest or self._declines >= MAX_DECLINES:
-            self._declines = 0
-            return True
-        self._declines += 1
-        return False
+    def _quota(self, mine: int) -> int:
+        """How many connections to take now: up to an even share, over live ready siblings."""
+        self._slot.set_connections(mine)
+        siblings = list(
+            self._board.ready_connections(
+                exclude=self._slot.index, beating_since=time.monotonic() - STALE_SECONDS
+            )
+        )
+        if not siblings:
+            return BURST
+        total = mine + int(sum(siblings)) + max(1, queued_connections(self._sock))
+        share = -(-total // (len(siblings) + 1))
+        return share + SLACK - mine
 
     def _on_readable(self) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(BURST):
-            mine = self._open_connections()
-            if not self._may_accept(mine):
+        mine = self._open_connections()
+        quota = self._quota(mine)
+        if quota <= 0:
+            if self._declines < MAX_DECLINES:
+                self._declines += 1
                 self._pause(PAUSE_SECONDS)
                 return
+            quota = 1
+        self._declines = 0
+        loop = asyncio.get_running_loop()
+        for _ in range(quota):
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:
                 log.warning("accept failed (%s); pausing accepts briefly", exc)
                 self._pause(EMFILE_PAUSE_SECONDS)
-                return
-            self._slot.set_connections(mine + 1)
+                break
+            mine += 1
+            self._connecting += 1
+            # At once, so that a sibling woken by the same readiness sees it.
+            self._slot.set_connections(mine)
             task = loop.create_task(self._serve(conn))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
     async def _serve(self, conn: socket.socket) -> None:
+        """Hands an accepted socket to the aiohttp server; from then on it counts there."""
         server = self._runner.server
-        if server is None:
-            conn.close()
-            return
         try:
+            if server is None:
+                conn.close()
+                return
             await asyncio.get_running_loop().connect_accepted_socket(server, conn)
         except OSError as exc:
             log.debug("connection lost while being set up: %s", exc)
             conn.close()
+        finally:
+            self._connecting -= 1
 
     async def stop(self) -> None:
         """Stops accepting; connections still queued stay in the socket for the other workers."""
         self._stopped = True
-        if self._publisher is not None:
-            self._publisher.cancel()
         if self._reading:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._reading = False

@@ -65,6 +65,8 @@ class Config(NamedTuple):
     heartbeat_timeout: float
     accept: Accept
     backlog: int
+    keep_alive_timeout: float
+    header_timeout: float
 
     @property
     def bind(self) -> str:
@@ -142,6 +144,13 @@ def _heartbeat(source: str, text: str) -> float:
     seconds = parse_seconds(source, text)
     if seconds < 1:
         raise UsageError(f"{source} must be at least 1 second, not {text!r}")
+    return seconds
+
+
+def _positive_seconds(source: str, text: str) -> float:
+    seconds = parse_seconds(source, text)
+    if seconds <= 0:
+        raise UsageError(f"{source} must be more than 0 seconds, not {text!r}")
     return seconds
 
 
@@ -245,7 +254,7 @@ SETTINGS = (
         "",
         "folder for the shared metrics file",
         "where the shared metrics file lives",
-        shown_default="a private folder under `$TMPDIR` (removed at exit)",
+        shown_default="none: anonymous shared memory (nothing on disk)",
     ),
     Setting(
         "heartbeat_timeout",
@@ -267,6 +276,22 @@ SETTINGS = (
         "2048",
         "listen backlog",
         "listen backlog (the kernel caps it at `net.core.somaxconn`)",
+    ),
+    Setting(
+        "keep_alive_timeout",
+        _positive_seconds,
+        "75",
+        "seconds an idle keep-alive connection stays open between requests",
+        "seconds an idle keep-alive connection stays open between requests (longer than the "
+        "60 s idle timeout of common proxies and load balancers, so that they close first)",
+    ),
+    Setting(
+        "header_timeout",
+        _positive_seconds,
+        "10",
+        "seconds a client has to send a whole request head, from connecting or from its first byte",
+        "seconds a client has to send a whole request head: from connecting for the first "
+        "request, from its first byte for the next ones (slow or silent clients are closed)",
     ),
 )
 

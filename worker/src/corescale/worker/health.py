@@ -23,6 +23,7 @@ from corescale.worker.scoreboard import Scoreboard, Slot
 
 HEALTHZ, READYZ, METRICS = "/healthz", "/readyz", "/metrics"
 RESERVED = frozenset({HEALTHZ, READYZ, METRICS})
+READ_METHODS = frozenset({"GET", "HEAD"})
 # nginx's code for a request whose client went away before the answer.
 CLIENT_CLOSED = 499
 
@@ -49,14 +50,19 @@ class RequestGate:
         self.draining = False
         self.closing = False
 
-    def reserved(self, path: str) -> web.Response:
-        """The answer for one of the reserved paths."""
+    def reserved(self, path: str, method: str) -> web.Response:
+        """The answer for one of the reserved paths: probes and scrapes only read."""
+        if method not in READ_METHODS:
+            return web.Response(
+                status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"}
+            )
         if path == HEALTHZ:
             return web.Response(text="ok\n")
         if path == READYZ:
-            if self.ready and not self.draining:
+            draining = self.draining or self._board.draining
+            if self.ready and not draining:
                 return web.Response(text="ready\n")
-            reason = "draining" if self.draining else "starting"
+            reason = "draining" if draining else "starting"
             return web.Response(status=503, text=f"{reason}\n")
         self._slot.beat(self._connections())
         return web.Response(
@@ -73,7 +79,7 @@ class RequestGate:
             # once and cached on the URL; `request.path` would decode it anew.
             path = request.rel_url.path_safe
             if path in RESERVED:
-                response: web.StreamResponse = self.reserved(path)
+                response: web.StreamResponse = self.reserved(path, request.method)
             else:
                 slot.request_started()
                 started = time.perf_counter()

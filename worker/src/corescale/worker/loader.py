@@ -71,6 +71,10 @@ async def build_app(factory: Factory, spec: str) -> web.Application:
         result = factory()
         if inspect.isawaitable(result):
             result = await result
+    except SystemExit as exc:
+        # Scripts give up this way; without this the process would end with
+        # the factory's code (not one of ours) and no word about why.
+        raise BootError(f"the factory of APP {spec!r} called sys.exit({exc.code!r})") from exc
     except Exception as exc:
         log.exception("the factory of APP %r raised", spec)
         raise BootError(f"the factory of APP {spec!r} raised {type(exc).__name__}: {exc}") from exc

@@ -188,8 +188,17 @@ class Master:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 if self._exit_code is None:
                     log.info("%s: draining the workers", name)
+                    self._board.set_draining()
                     grace = self._config.drain_delay + self._config.shutdown_timeout + STOP_GRACE
                     self._stop(ExitCode.OK, signal.SIGTERM, now + grace)
+                    # No worker will be started any more: once the last one
+                    # stops accepting, the port must refuse connections
+                    # rather than queue them for nobody.
+                    self._sock.close()
+                elif signum == signal.SIGTERM:
+                    # The same stop again: a SIGTERM to the whole process
+                    # group, or an init and a supervisor both relaying it.
+                    log.info("SIGTERM again: already draining")
                 else:
                     log.info("%s again: stopping the workers fast", name)
                     self._stop(self._exit_code, signal.SIGQUIT, now + FAST_STOP_GRACE)
@@ -269,6 +278,14 @@ class Master:
             crashes=self._crashes,
             now=now,
         )
+        if not verdict.crash:
+            log.info(
+                "worker pid %d (slot %d) stopped on a signal of its own (%s); replacing it",
+                worker.pid,
+                worker.slot,
+                how,
+            )
+            return
         if not verdict.counted:
             log.error(
                 "worker pid %d failed to boot (%s); stopping, since every new worker would "
@@ -347,7 +364,15 @@ class Master:
             for pid in self._to_replace
             if pid in self._workers and not self._workers[pid].retiring
         ]
-        if self._to_replace and self._replacement is None and now >= self._respawn_at:
+        # One replacement at a time, and only once the worker it replaced
+        # has gone: a SIGHUP then uses one metrics slot more than the workers.
+        retiring = any(w.retiring for w in self._workers.values())
+        if (
+            self._to_replace
+            and self._replacement is None
+            and not retiring
+            and now >= self._respawn_at
+        ):
             self._replacement = self._spawn(now)
         wanted = self._target + (1 if self._replacement is not None else 0)
         active = [w for w in self._workers.values() if not w.retiring]

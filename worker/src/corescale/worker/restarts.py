@@ -11,7 +11,10 @@ be tested without forking anything:
   doubling backoff (BACKOFF_FIRST, capped at BACKOFF_MAX), counting the
   crashes of the last CRASH_WINDOW seconds;
 * CRASH_LIMIT crashes within CRASH_WINDOW seconds are a crash loop: the
-  master stops with exit code 4.
+  master stops with exit code 4;
+* a ready worker that exits with code 0 was stopped by a signal someone sent
+  it alone (a SIGTERM to its pid): it drained like any stopping worker, so it
+  is replaced at once and is not a crash.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Verdict(NamedTuple):
     delay: float
     crashes: tuple[float, ...]
     """The crash times to remember for the next death (those within CRASH_WINDOW)."""
+    crash: bool = True
+    """False for a clean stop: no restart is counted and no backoff applies."""
 
     @property
     def counted(self) -> bool:
@@ -47,6 +52,8 @@ def after_death(
     """The verdict on a worker that died unasked at ``now``, after ``crashes`` earlier ones."""
     if not was_ready and exit_code in (ExitCode.USAGE, ExitCode.BOOT_FAILURE):
         return Verdict(ExitCode.BOOT_FAILURE, 0.0, tuple(crashes))
+    if was_ready and exit_code == ExitCode.OK:
+        return Verdict(None, 0.0, tuple(crashes), crash=False)
     recent = (*(t for t in crashes if t >= now - CRASH_WINDOW), now)
     if len(recent) >= CRASH_LIMIT:
         return Verdict(ExitCode.CRASH_LOOP, 0.0, recent)

@@ -1,7 +1,7 @@
 """The pod's scoreboard: every serving process's figures in one shared memory file.
 
-Every serving process owns one slot of a file-backed shared mapping (in
-CORESCALE_METRICS_DIR, an emptyDir on /tmp in Kubernetes). It counts each
+Every serving process owns one slot of a shared mapping (a file in
+CORESCALE_METRICS_DIR when that is set, else anonymous shared memory). It counts each
 request in a plain Python list, which is the cheapest thing to add to on
 the hot path, and copies the list into its slot on every heartbeat (twice a
 second), before it answers /metrics, and when it stops: no locks, no system
@@ -29,8 +29,6 @@ import enum
 import logging
 import mmap
 import os
-import shutil
-import tempfile
 import time
 from array import array
 from collections.abc import Iterator
@@ -47,7 +45,7 @@ _MAGIC = 0x636F7265  # "core"
 # write to the same cache line or page.
 _HEADER = 512
 _SLOT = 1024
-_H_MAGIC, _H_SLOTS_USED, _H_WORKERS, _H_MASTER_CPU, _H_RESTARTS = range(5)
+_H_MAGIC, _H_SLOTS_USED, _H_WORKERS, _H_MASTER_CPU, _H_RESTARTS, _H_DRAINING = range(6)
 _STATE, _PID, _HEARTBEAT, _CONNECTIONS, _IN_FLIGHT, _CPU_BASE, _CPU_NOW = range(7)
 _BUCKET0 = 16
 _SUM = _BUCKET0 + len(BUCKETS) + 1
@@ -159,42 +157,44 @@ class Scoreboard:
     """The shared mapping: a header and MAX_SLOTS slots, created by the first process."""
 
     def __init__(self, directory: str | None) -> None:
+        """The mapping in `directory`, or in anonymous shared memory when it is None.
+
+        Without a folder nothing is left on disk whatever happens to the
+        process (a SIGKILL used to leave a private folder in $TMPDIR behind):
+        forked workers inherit an anonymous shared mapping just as well, and
+        only outside inspection of the file is lost.
+        """
         size = (_HEADER + MAX_SLOTS * _SLOT) * 8
-        self._owned_dir: str | None = None
         self.path: str | None = None
-        try:
-            if directory is None:
-                directory = tempfile.mkdtemp(prefix="corescale-metrics-")
-                self._owned_dir = directory
-            else:
-                os.makedirs(directory, exist_ok=True)
-            self.path = os.path.join(directory, FILE_NAME)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.ftruncate(fd, size)
-                self._map = mmap.mmap(fd, size, mmap.MAP_SHARED)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            # Forked workers inherit an anonymous shared mapping just as well;
-            # only outside inspection of the file is lost.
-            log.warning(
-                "metrics folder %r is not usable (%s); keeping metrics in anonymous shared memory",
-                directory,
-                exc,
-            )
-            self.path = None
+        if directory is None:
             self._map = mmap.mmap(-1, size, mmap.MAP_SHARED)
+        else:
+            try:
+                os.makedirs(directory, exist_ok=True)
+                self.path = os.path.join(directory, FILE_NAME)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.ftruncate(fd, size)
+                    self._map = mmap.mmap(fd, size, mmap.MAP_SHARED)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                log.warning(
+                    "metrics folder %r is not usable (%s); keeping metrics in anonymous shared "
+                    "memory",
+                    directory,
+                    exc,
+                )
+                self.path = None
+                self._map = mmap.mmap(-1, size, mmap.MAP_SHARED)
         self._view = memoryview(self._map).cast("d")
         self._view[_H_MAGIC] = _MAGIC
         self._view[_H_MASTER_CPU] = -1.0
 
     def close(self) -> None:
-        """Unmaps the file and removes the private folder, if this process made one."""
+        """Unmaps the shared memory (a file in the metrics folder stays for inspection)."""
         self._view.release()
         self._map.close()
-        if self._owned_dir is not None:
-            shutil.rmtree(self._owned_dir, ignore_errors=True)
 
     def slot(self, index: int) -> Slot:
         return Slot(self._view, index)
@@ -239,11 +239,28 @@ class Scoreboard:
     def add_restart(self) -> None:
         self._view[_H_RESTARTS] += 1
 
-    def ready_connections(self, exclude: int) -> Iterator[float]:
-        """Open connections of every READY slot but one: what a balanced accept compares with."""
+    def set_draining(self) -> None:
+        """The prefork master drains the pod: every worker's /readyz fails from now on."""
+        self._view[_H_DRAINING] = 1.0
+
+    @property
+    def draining(self) -> bool:
+        return bool(self._view[_H_DRAINING])
+
+    def ready_connections(self, exclude: int, beating_since: float = 0.0) -> Iterator[float]:
+        """Open connections of every READY slot but one: what a balanced accept compares with.
+
+        Slots whose heartbeat is older than `beating_since` (a monotonic time)
+        are left out: their process is not turning its event loop, so it
+        cannot take a connection however few it has.
+        """
         view = self._view
         for index in range(int(view[_H_SLOTS_USED])):
-            if index != exclude and self._at(index, _STATE) == SlotState.READY:
+            if (
+                index != exclude
+                and self._at(index, _STATE) == SlotState.READY
+                and self._at(index, _HEARTBEAT) >= beating_since
+            ):
                 yield self._at(index, _CONNECTIONS)
 
     def figures(self) -> PodFigures:

@@ -7,7 +7,10 @@ and on a stop request leave in one of three ways:
   keeps serving for the drain delay while Kubernetes removes the pod from
   its endpoints, every response says `Connection: close`; then it stops
   accepting and gives in-flight requests the shutdown timeout to finish.
-  A second drain signal cuts the delay short.
+  A second SIGINT cuts the delay short; a second SIGTERM is the same stop
+  arriving twice (a process group's SIGTERM also comes through the prefork
+  master) and changes nothing. In prefork /readyz follows the pod: a SIGTERM
+  to one worker alone drains it while the pod stays ready.
 * retire (SIGUSR2, from the prefork master on SIGHUP or SIGTTOU): the pod
   stays ready; the worker stops accepting at once (queued connections stay
   in the shared socket for the others), lets keep-alive clients finish one
@@ -28,8 +31,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from corescale.worker import accept
+from corescale.worker import accept, clienterrors
 from corescale.worker.config import Config
+from corescale.worker.connections import WorkerAppRunner, WorkerServer
 from corescale.worker.errors import BootError, ExitCode
 from corescale.worker.health import RequestGate, bootstrap_server
 from corescale.worker.loader import Factory, build_app
@@ -46,6 +50,8 @@ class Stop(enum.Enum):
     """The ways a serving process is asked to end (see the module docstring)."""
 
     DRAIN = "drain"
+    INTERRUPT = "interrupt"
+    """SIGINT in single mode: a drain, and a second one ends the drain delay."""
     RETIRE = "retire"
     FAST = "fast"
 
@@ -83,7 +89,7 @@ class ServingProcess:
 
     def _connections(self) -> int:
         server = self._runner.server if self._runner is not None else None
-        return len(server.connections) if server is not None else 0
+        return server.open_connections if isinstance(server, WorkerServer) else 0
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         def ask(kind: Stop) -> Callable[[], None]:
@@ -92,7 +98,7 @@ class ServingProcess:
         loop.add_signal_handler(signal.SIGTERM, ask(Stop.DRAIN))
         loop.add_signal_handler(signal.SIGQUIT, ask(Stop.FAST))
         if self._master_pid is None:
-            loop.add_signal_handler(signal.SIGINT, ask(Stop.DRAIN))
+            loop.add_signal_handler(signal.SIGINT, ask(Stop.INTERRUPT))
             for ignored in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
                 loop.add_signal_handler(ignored, _ignore, ignored)
         else:
@@ -129,8 +135,10 @@ class ServingProcess:
         """Builds the app and starts serving it; BootError if the app cannot start."""
         config = self._config
         app = await build_app(self._factory, config.app)
-        runner = web.AppRunner(
+        runner = WorkerAppRunner(
             app,
+            header_timeout=config.header_timeout,
+            keepalive_timeout=config.keep_alive_timeout,
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
             shutdown_timeout=config.shutdown_timeout,
@@ -140,8 +148,10 @@ class ServingProcess:
         except Exception as exc:
             log.exception("the startup hooks of APP %r raised", config.app)
             raise BootError(f"the startup hooks of APP {config.app!r} raised {exc!r}") from exc
-        assert runner.server is not None
+        assert isinstance(runner.server, WorkerServer)
         runner.server.request_handler = self.gate.wrap(runner.server.request_handler)
+        # Every open and close reaches the scoreboard at once (connections.py says why).
+        runner.server.on_count = self._slot.set_connections
         self._runner = runner
         self._site = self._make_site(runner)
         await self._site.start()
@@ -156,6 +166,7 @@ class ServingProcess:
         """Serves until stopped; the exit code for the process."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
+        clienterrors.install()
         beat = loop.create_task(self._beat())
         try:
             return await self._serve()
@@ -181,12 +192,9 @@ class ServingProcess:
         log.info("serving %s on %s", self._config.app, self._site.name)
 
         kind = await self._requests.get()
-        if kind is Stop.DRAIN:
-            log.info("draining: /readyz fails, serving %.1fs more", self._config.drain_delay)
-            self.gate.draining = self.gate.closing = True
-            self._slot.state = SlotState.DRAINING
-            with contextlib.suppress(TimeoutError):
-                kind = await asyncio.wait_for(self._requests.get(), self._config.drain_delay)
+        if kind in (Stop.DRAIN, Stop.INTERRUPT):
+            self._start_drain()
+            kind = await self._drain_delay()
         elif kind is Stop.RETIRE:
             log.info("retiring: no new connections, finishing the current ones")
             self.gate.closing = True
@@ -207,6 +215,41 @@ class ServingProcess:
             log.error("cleanup failed: %r", cleanup.exception())
         log.info("stopped")
         return ExitCode.OK
+
+    def _start_drain(self) -> None:
+        """`Connection: close` from now on; /readyz fails (prefork: once the whole pod drains).
+
+        A prefork worker can get a SIGTERM of its own (a `kill` of its pid):
+        the pod stays ready while it drains, and the master replaces it.
+        """
+        if self._master_pid is None:
+            log.info("draining: /readyz fails, serving %.1fs more", self._config.drain_delay)
+            self.gate.draining = True
+        else:
+            log.info("draining: serving %.1fs more", self._config.drain_delay)
+        self.gate.closing = True
+        self._slot.state = SlotState.DRAINING
+
+    async def _drain_delay(self) -> Stop:
+        """Serves for the drain delay; what ends it: the delay, a second SIGINT, or SIGQUIT.
+
+        A repeated SIGTERM is the same stop reaching the process again (a
+        SIGTERM to the process group also arrives through the prefork
+        master; an init relays what the group already got): one drain per
+        process, however many copies arrive.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.drain_delay
+        while (left := deadline - loop.time()) > 0:
+            try:
+                kind = await asyncio.wait_for(self._requests.get(), left)
+            except TimeoutError:
+                break
+            if kind is Stop.DRAIN:
+                log.info("SIGTERM again: already draining")
+                continue
+            return kind
+        return Stop.DRAIN
 
     async def _wait_for(self, wanted: Stop) -> None:
         while await self._requests.get() is not wanted:
