@@ -30,13 +30,13 @@ def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
         metrics.claim(0, 100)
         metrics.claim(1, 101)
         one, two = metrics.slot(0), metrics.slot(1)
-        one.request_started()
-        one.request_finished(200, 0.003)
-        one.request_started()
-        one.request_finished(503, 0.2)
-        two.request_started()
-        two.request_finished(200, 20.0)
-        two.request_started()  # still in flight
+        one.request_started(1.0)
+        one.request_finished(200, 0.003, 1.0)
+        one.request_started(2.0)
+        one.request_finished(503, 0.2, 2.0)
+        two.request_started(3.0)
+        two.request_finished(200, 20.0, 3.0)
+        two.request_started(time.perf_counter() - 5)  # still in flight, for 5 s
         before_publishing = values(render(metrics.figures()).decode())
         one.publish()
         two.publish()
@@ -55,6 +55,9 @@ def test_requests_are_counted_per_worker_and_rendered(tmp_path: Path) -> None:
     assert page['corescale_request_duration_seconds_count{worker="0"}'] == 2
     assert page['corescale_request_duration_seconds_sum{worker="0"}'] == pytest.approx(0.203)
     assert page['corescale_requests_in_flight{worker="1"}'] == 1
+    # Busy time: the answered durations plus the age of the one still running.
+    assert page['corescale_request_busy_seconds_total{worker="0"}'] == pytest.approx(0.203)
+    assert page['corescale_request_busy_seconds_total{worker="1"}'] == pytest.approx(25.0, abs=0.5)
     assert page["corescale_workers"] == 2
     # A process's figures reach the shared slots when it publishes them.
     assert 'corescale_requests_total{worker="0",code="200"}' not in before_publishing
@@ -65,19 +68,19 @@ def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path)
     try:
         metrics.claim(0, 100)
         slot = metrics.slot(0)
-        slot.request_started()
-        slot.request_finished(200, 0.01)
-        slot.request_started()  # the process dies with this one in flight
+        slot.request_started(1.0)
+        slot.request_finished(200, 0.01, 1.0)
+        slot.request_started(2.0)  # the process dies with this one in flight
         slot.publish()
-        slot.request_started()  # and with this one, counted after its last heartbeat
-        slot.request_finished(200, 0.01)
+        slot.request_started(3.0)  # and with this one, counted after its last heartbeat
+        slot.request_finished(200, 0.01, 3.0)
         metrics.release(0, cpu_seconds=1.5)
         assert metrics.state(0) is SlotState.FREE
         metrics.claim(0, 200)
         assert metrics.state(0) is SlotState.BOOTING
         successor = metrics.slot(0)
-        successor.request_started()
-        successor.request_finished(200, 0.01)
+        successor.request_started(4.0)
+        successor.request_finished(200, 0.01, 4.0)
         successor.publish()
         page = values(render(metrics.figures()).decode())
     finally:
@@ -123,7 +126,7 @@ def test_without_a_folder_nothing_is_written_and_an_unusable_one_falls_back(
         assert fallback.path is None
         fallback.claim(0, 1)
         slot = fallback.slot(0)
-        slot.request_started()
+        slot.request_started(time.perf_counter())
         slot.publish()
         assert b'corescale_requests_in_flight{worker="0"} 1' in render(fallback.figures())
     finally:

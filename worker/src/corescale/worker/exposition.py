@@ -52,6 +52,17 @@ def render(pod: PodFigures) -> bytes:
             f'corescale_request_duration_seconds_count{{worker="{i}"}} '
             f"{_number(slot.latency_count)}"
         )
+    family(
+        "corescale_request_busy_seconds_total",
+        "counter",
+        "Seconds requests have spent in flight: answered ones' durations plus the age of "
+        "those still running (its rate is the average number of requests in flight).",
+    )
+    for slot in pod.slots:
+        lines.append(
+            f'corescale_request_busy_seconds_total{{worker="{slot.worker}"}} '
+            f"{_number(slot.busy_seconds)}"
+        )
     family("corescale_requests_in_flight", "gauge", "Requests being handled now.")
     for slot in pod.slots:
         lines.append(

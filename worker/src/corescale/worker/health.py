@@ -81,8 +81,8 @@ class RequestGate:
             if path in RESERVED:
                 response: web.StreamResponse = self.reserved(path, request.method)
             else:
-                slot.request_started()
                 started = time.perf_counter()
+                slot.request_started(started)
                 status = 500
                 try:
                     response = await handler(request)
@@ -96,7 +96,7 @@ class RequestGate:
                     status = CLIENT_CLOSED
                     raise
                 finally:
-                    slot.request_finished(status, time.perf_counter() - started)
+                    slot.request_finished(status, time.perf_counter() - started, started)
             if self.closing:
                 response.force_close()
             return response

@@ -46,7 +46,7 @@ _MAGIC = 0x636F7265  # "core"
 _HEADER = 512
 _SLOT = 1024
 _H_MAGIC, _H_SLOTS_USED, _H_WORKERS, _H_MASTER_CPU, _H_RESTARTS, _H_DRAINING = range(6)
-_STATE, _PID, _HEARTBEAT, _CONNECTIONS, _IN_FLIGHT, _CPU_BASE, _CPU_NOW = range(7)
+_STATE, _PID, _HEARTBEAT, _CONNECTIONS, _IN_FLIGHT, _CPU_BASE, _CPU_NOW, _AGES = range(8)
 _BUCKET0 = 16
 _SUM = _BUCKET0 + len(BUCKETS) + 1
 _COUNT = _SUM + 1
@@ -82,6 +82,10 @@ class SlotFigures(NamedTuple):
     in_flight: float
     connections: float
     cpu_seconds: float
+    busy_seconds: float
+    """Answered requests' durations plus the age of those in flight at the last
+    publish: its growth per second is the average number of requests in flight
+    (what the operator's autoscaler reads)."""
 
 
 class PodFigures(NamedTuple):
@@ -103,7 +107,7 @@ class Slot:
     go back.
     """
 
-    __slots__ = ("_base", "_counts", "_view", "in_flight", "index")
+    __slots__ = ("_base", "_counts", "_started", "_view", "in_flight", "index")
 
     def __init__(self, view: memoryview[float], index: int) -> None:
         self._view = view
@@ -112,15 +116,19 @@ class Slot:
         published = view[self._base + _REQUESTS_FROM : self._base + _REQUESTS_TO]
         self._counts = [float(count) for count in published]
         self.in_flight = 0
+        self._started = 0.0
+        """The sum of the in-flight requests' start times (time.perf_counter)."""
 
-    def request_started(self) -> None:
-        """Counts a request as in flight."""
+    def request_started(self, started: float) -> None:
+        """Counts a request as in flight from ``started`` (time.perf_counter)."""
         self.in_flight += 1
+        self._started += started
 
-    def request_finished(self, status: int, seconds: float) -> None:
+    def request_finished(self, status: int, seconds: float, started: float) -> None:
         """Moves a request from in flight to the status and latency counters."""
         counts = self._counts
         self.in_flight -= 1
+        self._started -= started
         counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         counts[_L_SUM] += seconds
         counts[_L_COUNT] += 1
@@ -132,6 +140,7 @@ class Slot:
         base = self._base
         self._view[base + _REQUESTS_FROM : base + _REQUESTS_TO] = array("d", self._counts)
         self._view[base + _IN_FLIGHT] = float(self.in_flight)
+        self._view[base + _AGES] = self.in_flight * time.perf_counter() - self._started
 
     @property
     def state(self) -> SlotState:
@@ -207,7 +216,7 @@ class Scoreboard:
 
     def claim(self, index: int, pid: int) -> None:
         """Prepares a slot for a new process; its counters carry on from the last one."""
-        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW):
+        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW, _AGES):
             self._put(index, field, 0.0)
         self._put(index, _PID, float(pid))
         self._put(index, _HEARTBEAT, time.monotonic())
@@ -218,7 +227,7 @@ class Scoreboard:
         """Marks a slot's process dead, folding its final CPU time into the slot's total."""
         self._put(index, _STATE, float(SlotState.FREE))
         self._put(index, _CPU_BASE, self._at(index, _CPU_BASE) + cpu_seconds)
-        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW):
+        for field in (_CONNECTIONS, _IN_FLIGHT, _CPU_NOW, _AGES):
             self._put(index, field, 0.0)
 
     def set_pid(self, index: int, pid: int) -> None:
@@ -286,6 +295,7 @@ class Scoreboard:
                     in_flight=self._at(i, _IN_FLIGHT),
                     connections=self._at(i, _CONNECTIONS),
                     cpu_seconds=self._at(i, _CPU_BASE) + self._at(i, _CPU_NOW),
+                    busy_seconds=view[base + _SUM] + max(0.0, self._at(i, _AGES)),
                 )
             )
         master_cpu = view[_H_MASTER_CPU]
