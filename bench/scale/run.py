@@ -32,12 +32,10 @@ import logging
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.kube import kubectl  # noqa: E402 - needs the root on sys.path first
+from tests.e2e.operator_helpers import OperatorProcess  # noqa: E402 - root on sys.path
+from tests.kube import kubectl, wait_for  # noqa: E402
 
 CLUSTER_SH = ROOT / "hack" / "cluster.sh"
 log = logging.getLogger("bench.scale")
@@ -96,60 +95,6 @@ def proc_figures(pid: int) -> dict[str, float]:
         "rss_mib": round(rss / 1024, 1),
         "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 1),
     }
-
-
-class Operator:
-    def __init__(self, namespace: str, log_dir: Path) -> None:
-        self.namespace, self.log_dir, self.starts = namespace, log_dir, 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.log_dir / f"scale-operator-{self.starts}.log"
-
-    def start(self, level: str = "info") -> None:
-        self.starts += 1
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = os.environ | {
-            "CORESCALE_NAMESPACES": self.namespace,
-            "CORESCALE_LIVENESS": f"127.0.0.1:{port}",
-            "CORESCALE_WORKER_IMAGE": "corescale-worker:dev",
-            "CORESCALE_LOG_LEVEL": level,
-        }
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "corescale.operator"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-            )
-        poll(
-            "the operator's liveness",
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1),
-            60,
-        )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-
-
-def poll(what: str, probe: Any, timeout: float, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = probe()
-        except (RuntimeError, OSError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def manifests(clusters: int, workers: int, pool: str) -> str:
@@ -216,7 +161,7 @@ def change_to_deployment(namespace: str, clusters: int, changes: int) -> list[fl
             notes = dep["spec"]["template"]["metadata"].get("annotations") or {}
             return bool(notes.get("bench.corescale.dev/change") == mark)
 
-        poll(f"{name}'s Deployment", updated, 120, 0.02)
+        wait_for(f"{name}'s Deployment", updated, timeout=120, interval=0.02)
         samples.append(time.monotonic() - t0)
     return samples
 
@@ -247,7 +192,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     subprocess.run([str(CLUSTER_SH), "nodes", str(args.nodes), pool], check=True)
     results["nodes_ready_s"] = round(time.monotonic() - t0, 1)
     kubectl("create", "namespace", namespace)
-    operator = Operator(namespace, args.out)
+    logs = args.out.parent / "logs"  # bench/logs is not kept in git
+    logs.mkdir(parents=True, exist_ok=True)
+    operator = OperatorProcess(namespace, logs)
     try:
         operator.start()
         assert operator.proc is not None
@@ -263,7 +210,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stdin=manifests(args.clusters, args.workers, pool),
             timeout=900,
         )
-        poll("every CoreCluster Ready", lambda: not_ready(namespace) == 0, args.timeout, 1)
+        wait_for("every CoreCluster Ready", lambda: not_ready(namespace) == 0, timeout=args.timeout)
         results["all_ready_s"] = round(time.monotonic() - t0, 1)
         results["ready"] = proc_figures(operator.proc.pid) | attributed(before, requests())
         log.info("all Ready: %s", results["ready"])
@@ -284,20 +231,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "writes_per_change": round(spent["writes"] / len(samples), 1),
             "cpu_s": round(proc_figures(operator.proc.pid)["cpu_s"] - cpu, 1),
         }
-        poll("every CoreCluster Ready again", lambda: not_ready(namespace) == 0, args.timeout, 1)
+        wait_for(
+            "every CoreCluster Ready again", lambda: not_ready(namespace) == 0, timeout=args.timeout
+        )
         results["after_changes"] = proc_figures(operator.proc.pid)
 
         operator.stop()
         time.sleep(2)
         before = requests()
         t0 = time.monotonic()
-        operator.start("debug")
+        operator.env["CORESCALE_LOG_LEVEL"] = "debug"
+        operator.start()
         names = {f"c{i:04d}" for i in range(args.clusters)}
-        poll(
+        wait_for(
             "every CoreCluster seen again",
             lambda: seen_all(operator.log_path, names, namespace),
-            args.timeout,
-            0.2,
+            timeout=args.timeout,
+            interval=0.2,
         )
         seen = time.monotonic() - t0
         time.sleep(5)
