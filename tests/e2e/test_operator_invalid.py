@@ -171,6 +171,11 @@ def test_an_empty_spec_is_accepted_with_every_default(crds: None) -> None:
         "shutdownTimeoutSeconds": 20,
         "imagePullPolicy": "IfNotPresent",
         "service": {"type": "ClusterIP", "port": 80},
+        "topologySpread": {
+            "maxSkew": 1,
+            "topologyKeys": ["kubernetes.io/hostname", "topology.kubernetes.io/zone"],
+            "whenUnsatisfiable": "ScheduleAnyway",
+        },
     }
 
 

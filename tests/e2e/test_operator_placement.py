@@ -50,6 +50,26 @@ def pool(kubeconfig: str, namespace: str) -> Iterator[Callable[[int], str]]:
     def make(count: int) -> str:
         _nodes(count, namespace)
         made.append(namespace)
+
+        # Workers applied before every node is schedulable would double up on
+        # the ones that are: wait until all are Ready and lost the taint the
+        # node controller puts on a node that is not.
+        def schedulable() -> bool:
+            nodes = json.loads(
+                kubectl("get", "nodes", "-l", f"{POOL_LABEL}={namespace}", "-o", "json")
+            )["items"]
+            return len(nodes) == count and all(
+                any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in n["status"]["conditions"]
+                )
+                and not any(
+                    t["key"].startswith("node.kubernetes.io/") for t in n["spec"].get("taints", [])
+                )
+                for n in nodes
+            )
+
+        wait_for(f"{count} schedulable simulated nodes", schedulable, timeout=120)
         return namespace
 
     yield make
