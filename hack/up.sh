@@ -163,8 +163,16 @@ report() {
   port=$(kubectl -n "$EXAMPLE_NS" get "service/$EXAMPLE" -o jsonpath='{.spec.ports[0].port}')
   # The local cluster's kube-proxy runs on this host, so the Service's
   # ClusterIP answers here; elsewhere only port-forward does.
+  # Ready means the EndpointSlices list the pods; kube-proxy programs the
+  # ClusterIP a moment later (docs/operator.md), so the first try may be
+  # refused.
+  local tries=10
   if ((LOCAL)) && command -v curl >/dev/null; then
-    answer=$(curl -fsS --max-time 5 "http://$ip:$port/" 2>/dev/null || true)
+    while ((tries--)); do
+      answer=$(curl -fsS --max-time 2 "http://$ip:$port/" 2>/dev/null || true)
+      [[ -z $answer ]] || break
+      sleep 0.5
+    done
   fi
   cat <<EOF
 
