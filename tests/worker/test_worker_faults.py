@@ -99,7 +99,10 @@ def test_sigterm_to_the_whole_process_group_drains_once(start_worker: StartWorke
     assert worker.wait(30) == 0
     log = worker.log()
     assert log.count("draining: serving") == len(workers), log
-    assert log.count("SIGTERM again: already draining") == len(workers), log
+    # Each worker gets the group's SIGTERM and the master's relay; when both
+    # arrive before its handler runs the kernel merges them into one, so the
+    # second is noted at most once per worker, and never starts a second drain.
+    assert log.count("SIGTERM again: already draining") <= len(workers), log
     assert "fast stop" not in log
 
 

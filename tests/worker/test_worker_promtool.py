@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 import pytest
-from workerproc import StartWorker, metric_values
+from workerproc import StartWorker, metric_values, wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -28,10 +28,19 @@ def test_exposition_passes_promtool(mode: str, start_worker: StartWorker) -> Non
     worker = start_worker(*MODES[mode])
     for path in ("/", "/", "/missing"):
         worker.get(path)
-    status, page = worker.get("/metrics")
-    assert status == 200
-    # The page holds what promtool is to judge: requests by two codes, a histogram.
-    assert len(metric_values(page, "corescale_requests_total")) >= 2
+    # The page holds what promtool is to judge: requests by two codes, a
+    # histogram. In prefork another worker's counts reach the page on its next
+    # heartbeat (at most half a second), so the page is read until they have.
+    pages: list[str] = []
+
+    def complete() -> bool:
+        status, page = worker.get("/metrics")
+        assert status == 200
+        pages.append(page)
+        return len(metric_values(page, "corescale_requests_total")) >= 2
+
+    assert wait_until(complete, 3, 0.1), pages[-1]
+    page = pages[-1]
     assert metric_values(page, "corescale_request_duration_seconds_count")
     checked = subprocess.run(
         [promtool, "check", "metrics"],
