@@ -510,7 +510,7 @@ lock() {
 case ${1:-} in
   up) lock && up ;;
   down) lock && down ;;
-  status) healthy ;;
+  status) healthy || exit 1 ;; # "not running" is an answer, not a failure
   kubeconfig) printf '%s\n' "$KUBECONFIG_PATH" ;;
   prometheus) lock && prometheus ;;
   nodes) lock && nodes "${@:2}" ;;
