@@ -51,6 +51,7 @@ from corescale.operator.names import (
     SLICE_MANAGER,
     SLICE_MANAGER_LABEL,
 )
+from corescale.operator.own_writes import version
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
@@ -150,13 +151,6 @@ def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
     )
 
 
-def _version(body: Mapping[str, Any]) -> int:
-    try:
-        return int(body["metadata"].get("resourceVersion", "0"))
-    except ValueError:
-        return 0
-
-
 def snapshot(
     key: Key, indexes: Mapping[str, Any], body: Mapping[str, Any] | None = None
 ) -> Snapshot:
@@ -168,7 +162,7 @@ def snapshot(
 
     def take() -> tuple[Mapping[str, Any] | None, status.Observed]:
         candidates = [*indexes[CC_INDEX].get(key, ()), *([body] if body is not None else [])]
-        newest = max(candidates, key=_version, default=None)
+        newest = max(candidates, key=version, default=None)
         return newest, observed(key, indexes)
 
     return take

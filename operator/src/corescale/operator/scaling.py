@@ -19,6 +19,7 @@ from corescale.operator.autoscale import Decision
 from corescale.operator.gather import Key, Pod, Target
 from corescale.operator.kube import KubeError
 from corescale.operator.names import MODE_LABEL
+from corescale.operator.own_writes import version
 from corescale.operator.reconcile import Outcome, Reconciler, Snapshot
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def targets(
     """Every autoscaled CoreCluster with its ready, addressable pods."""
     found: dict[Key, Target] = {}
     for key, bodies in corecluster_index.items():
-        body = max(bodies, key=lambda b: int(b["metadata"].get("resourceVersion", "0")))
+        body = max(bodies, key=version)
         raw = body.get("spec") or {}
         if not raw.get("autoscaling") or body["metadata"].get("deletionTimestamp"):
             continue
