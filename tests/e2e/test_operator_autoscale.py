@@ -70,8 +70,12 @@ def _desired(namespace: str) -> int:
     return int(_autoscaling(namespace).get("desiredReplicas", 0))
 
 
-def _wait_settled(namespace: str) -> dict[str, Any]:
-    """Ready, with as many workers ready as the autoscaler last decided."""
+def _wait_settled(namespace: str, per_pod: int = 1) -> dict[str, Any]:
+    """Ready, with as many workers ready as the autoscaler last decided.
+
+    In prefork mode workers come ``per_pod`` at a time, so a decision of 3
+    workers of pods of 2 is carried out as 4 workers.
+    """
 
     def settled() -> dict[str, Any] | None:
         cc = get(namespace, "corecluster", "hello")
@@ -80,9 +84,10 @@ def _wait_settled(namespace: str) -> dict[str, Any]:
             (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
         )
         desired = (status.get("autoscaling") or {}).get("desiredReplicas")
-        if ready.get("status") == "True" and status.get("readyReplicas") == desired:
-            return cc
-        return None
+        if desired is None or ready.get("status") != "True":
+            return None
+        pods = -(-int(desired) // per_pod)
+        return cc if status.get("readyReplicas") == pods * per_pod else None
 
     return wait_for("the decided workers to be ready", settled, timeout=120)
 
@@ -150,7 +155,7 @@ def test_prefork_mode_adds_pods_of_its_workers(operator: OperatorProcess, namesp
     url = wait_serving(namespace, "hello")
     with _Load(url, clients=6) as load:
         wait_for("a scale up to 3 workers", lambda: _desired(namespace) >= 3, timeout=30)
-        cc = _wait_settled(namespace)
+        cc = _wait_settled(namespace, per_pod=2)
     assert load.failures == 0
     assert cc["status"]["pods"] == 2  # 3 or 4 workers: two pods of two
     assert get(namespace, "deployment", "hello-prefork")["spec"]["replicas"] == 2
