@@ -10,7 +10,7 @@ export CORESCALE_TOOLS ?= $(HOME)/.cache/corescale-tools
 export PATH := $(CORESCALE_TOOLS)/bin:$(PATH)
 
 .PHONY: help deps venv lint generate unit test-chart test-worker e2e test tools helm base-images \
-        cluster cluster-down prometheus nodes kubeconfig image up down bench bench-worker bench-autoscale bench-operator bench-scale clean
+        cluster cluster-down prometheus nodes kubeconfig image up down bench bench-worker bench-autoscale bench-operator bench-scale bench-compare clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -82,7 +82,7 @@ up: deps venv ## the cluster of the current context (or the local one), the imag
 down: ## uninstall the operator and the example (the cluster stays)
 	hack/up.sh down
 
-bench: bench-worker bench-operator bench-autoscale ## every benchmark: tables and plots under bench/results
+bench: bench-worker bench-operator bench-autoscale bench-compare ## every benchmark: tables and plots under bench/results
 
 bench-worker: deps venv ## worker benchmark: corescale vs gunicorn vs node cluster, with wrk
 	bench/worker/run.sh
@@ -92,6 +92,10 @@ bench-autoscale: venv cluster image ## corescale's autoscaler against an HPA on 
 
 bench-operator: venv cluster image ## operator timings on the cluster
 	$(PY) bench/operator/run.py
+
+COMPARE ?=
+bench-compare: deps venv cluster image ## one-CPU pods against prefork on the same CPU budget, on the cluster and the host (COMPARE="--workers 2 --cpu-per-worker 500m ..."; about 25 minutes)
+	$(PY) bench/compare/compare.py $(COMPARE)
 
 SCALE ?= --nodes 100 --clusters 100 --workers 1000
 bench-scale: venv cluster ## the operator at scale on KWOK nodes (SCALE="--nodes N --clusters M --workers W"): table, JSON and plot
