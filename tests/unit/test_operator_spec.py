@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from corescale.operator import names, quantity, spec
+from corescale.operator import fields, names, quantity, spec
+from corescale.operator import placement as placement_fields
 
 CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_coreclusters.yaml"
 
@@ -77,19 +78,19 @@ def _refused_outside(bounds: dict[str, tuple[Any, Any]], step: float) -> None:
             spec.parse(where, "img")
         for value in (low - step, high + step):
             target[name] = value
-            with pytest.raises(spec.SpecError, match=name):
+            with pytest.raises(fields.SpecError, match=name):
                 spec.parse(where, "img")
 
 
 def test_integer_bounds_agree_with_the_crd() -> None:
     """What the API server admits is what spec.parse admits, bound for bound."""
-    assert _bounds(_spec_schema(), "integer") == spec.BOUNDS
-    _refused_outside(spec.BOUNDS, 1)
+    assert _bounds(_spec_schema(), "integer") == fields.BOUNDS
+    _refused_outside(fields.BOUNDS, 1)
 
 
 def test_number_bounds_agree_with_the_crd() -> None:
-    assert _bounds(_spec_schema(), "number") == spec.NUMBER_BOUNDS
-    _refused_outside(spec.NUMBER_BOUNDS, 0.001)
+    assert _bounds(_spec_schema(), "number") == fields.NUMBER_BOUNDS
+    _refused_outside(fields.NUMBER_BOUNDS, 0.001)
 
 
 def test_autoscaling_defaults_agree_with_the_crd() -> None:
@@ -108,9 +109,9 @@ def test_autoscaling_defaults_agree_with_the_crd() -> None:
 
 
 def test_autoscaling_refuses_min_above_max_and_needs_max() -> None:
-    with pytest.raises(spec.SpecError, match="minReplicas must not be larger"):
+    with pytest.raises(fields.SpecError, match="minReplicas must not be larger"):
         spec.parse({"autoscaling": {"minReplicas": 4, "maxReplicas": 3}}, "img")
-    with pytest.raises(spec.SpecError, match="maxReplicas is required"):
+    with pytest.raises(fields.SpecError, match="maxReplicas is required"):
         spec.parse({"autoscaling": {"minReplicas": 4}}, "img")
     assert spec.parse({}, "img").autoscaling is None
 
@@ -159,7 +160,7 @@ def test_pods_mode_is_one_worker_per_pod() -> None:
     ],
 )
 def test_invalid_specs_name_the_field(bad: dict[str, Any], field: str) -> None:
-    with pytest.raises(spec.SpecError, match=field.replace(".", r"\.")):
+    with pytest.raises(fields.SpecError, match=field.replace(".", r"\.")):
         spec.parse(bad, "i")
 
 
@@ -170,7 +171,7 @@ def test_good_names(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["2web", "web.v2", "Web", "x" * 56, "web-"])
 def test_names_that_cannot_name_a_service(name: str) -> None:
-    with pytest.raises(spec.SpecError, match=r"metadata\.name"):
+    with pytest.raises(fields.SpecError, match=r"metadata\.name"):
         spec.check_name(name)
 
 
@@ -183,23 +184,26 @@ def test_a_service_type_the_operator_does_not_allow_is_refused() -> None:
 
 
 def test_cpu_below_a_millicore_is_refused_not_rounded() -> None:
-    with pytest.raises(spec.SpecError, match=r"spec.cpu must be at least 1m"):
+    with pytest.raises(fields.SpecError, match=r"spec.cpu must be at least 1m"):
         spec.parse({"cpu": "1n"}, "i")
-    with pytest.raises(spec.SpecError, match=r"spec.cpuRequest must be at least 1m"):
+    with pytest.raises(fields.SpecError, match=r"spec.cpuRequest must be at least 1m"):
         spec.parse({"cpu": "1", "cpuRequest": "500u"}, "i")
     assert str(spec.parse({"cpu": "1m", "cpuRequest": "1m"}, "i").cpu) == "1m"
 
 
 def test_placement_defaults_spread_over_nodes_and_zones() -> None:
     placement = spec.parse({}, "img").placement
-    assert placement == spec.Placement()
-    assert placement.topology_spread.topology_keys == (spec.HOSTNAME_KEY, spec.ZONE_KEY)
+    assert placement == placement_fields.Placement()
+    assert placement.topology_spread.topology_keys == (
+        placement_fields.HOSTNAME_KEY,
+        placement_fields.ZONE_KEY,
+    )
     assert placement.topology_spread.when_unsatisfiable == "ScheduleAnyway"
     props = _spec_schema()["topologySpread"]["properties"]
-    assert props["topologyKeys"]["default"] == list(spec.DEFAULT_TOPOLOGY_KEYS)
+    assert props["topologyKeys"]["default"] == list(placement_fields.DEFAULT_TOPOLOGY_KEYS)
     assert props["whenUnsatisfiable"]["default"] == placement.topology_spread.when_unsatisfiable
     assert props["maxSkew"]["default"] == placement.topology_spread.max_skew
-    assert props["whenUnsatisfiable"]["enum"] == list(spec.WHEN_UNSATISFIABLE)
+    assert props["whenUnsatisfiable"]["enum"] == list(placement_fields.WHEN_UNSATISFIABLE)
 
 
 def test_placement_is_parsed_as_given() -> None:
@@ -223,7 +227,7 @@ def test_placement_is_parsed_as_given() -> None:
     assert (placement.priority_class_name, placement.service_account_name) == ("high", "web")
     assert placement.image_pull_secrets == ("registry",)
     assert (placement.pod_labels, placement.pod_annotations) == ({"team": "shop"}, {"a": "b"})
-    assert placement.topology_spread == spec.TopologySpread("DoNotSchedule", 1, ())
+    assert placement.topology_spread == placement_fields.TopologySpread("DoNotSchedule", 1, ())
 
 
 def _cel_listed(rule: str) -> list[str]:
@@ -235,13 +239,13 @@ def test_reserved_pod_labels_agree_with_the_crd() -> None:
     """The CEL rule and spec.py refuse the same labels and annotations."""
     props = _spec_schema()
     labels_rule = props["podLabels"]["x-kubernetes-validations"][0]["rule"]
-    assert _cel_listed(labels_rule) == list(spec.RESERVED_POD_LABELS)
+    assert _cel_listed(labels_rule) == list(placement_fields.RESERVED_POD_LABELS)
     annotations_rule = props["podAnnotations"]["x-kubernetes-validations"][0]["rule"]
-    assert _cel_listed(annotations_rule) == list(spec.RESERVED_POD_ANNOTATIONS)
-    for label in spec.RESERVED_POD_LABELS:
-        with pytest.raises(spec.SpecError, match=re.escape(label)):
+    assert _cel_listed(annotations_rule) == list(placement_fields.RESERVED_POD_ANNOTATIONS)
+    for label in placement_fields.RESERVED_POD_LABELS:
+        with pytest.raises(fields.SpecError, match=re.escape(label)):
             spec.parse({"podLabels": {label: "x"}}, "img")
-    with pytest.raises(spec.SpecError, match="default-container"):
+    with pytest.raises(fields.SpecError, match="default-container"):
         spec.parse({"podAnnotations": {names.DEFAULT_CONTAINER_ANNOTATION: "x"}}, "img")
 
 
@@ -260,5 +264,5 @@ def test_reserved_pod_labels_agree_with_the_crd() -> None:
     ],
 )
 def test_bad_placement_is_refused(bad: dict[str, Any], field: str) -> None:
-    with pytest.raises(spec.SpecError, match=field):
+    with pytest.raises(fields.SpecError, match=field):
         spec.parse(bad, "img")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import kopf
 
-from corescale.operator import decisions, metrics, names, plan, render, spec, status
+from corescale.operator import decisions, fields, metrics, names, plan, render, spec, status
 from corescale.operator.kube import Kube, KubeError
 from corescale.operator.own_writes import Key, Object, OwnWrites, version
 from corescale.operator.settings import Settings
@@ -184,7 +184,7 @@ class Reconciler:
         try:
             spec.check_name(owner.name)
             wanted = spec.parse(body.get("spec"), self.settings.worker_image)
-        except spec.SpecError as exc:
+        except fields.SpecError as exc:
             new = status.invalid(generation, str(exc), current.get("conditions") or [], _now())
             await self._report(key, body, current, new, f"invalid spec: {exc}")
             return Outcome(str(exc), invalid=True)

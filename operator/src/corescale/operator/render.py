@@ -29,7 +29,8 @@ from corescale.operator.names import (
     WORKERS_ANNOTATION,
     WORKERS_PER_POD_ANNOTATION,
 )
-from corescale.operator.spec import HOSTNAME_KEY, CoreClusterSpec, Placement
+from corescale.operator.placement import HOSTNAME_KEY, Placement
+from corescale.operator.spec import CoreClusterSpec
 
 CONTAINER = "worker"
 RUN_AS = 65532

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from corescale.operator import decisions, spec
+from corescale.operator import decisions, fields, spec
 from corescale.operator.autoscale import Decision
 from corescale.operator.gather import Key, Pod, Target
 from corescale.operator.kube import KubeError
@@ -45,7 +45,7 @@ def targets(
             continue
         try:
             wanted = spec.parse(raw, default_image)
-        except spec.SpecError:
+        except fields.SpecError:
             continue  # the reconcile reports it
         assert wanted.autoscaling is not None
         pods = tuple(

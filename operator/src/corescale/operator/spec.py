@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from corescale.operator import names, quantity
+from corescale.operator import placement, quantity
 from corescale.operator.autoscale import Policy
+from corescale.operator.fields import BOUNDS, SpecError, choice, integer, number
+from corescale.operator.placement import Placement
 
 MODES = ("pods", "prefork")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -30,85 +32,15 @@ RESERVED_ENV = (
     "CORESCALE_DRAIN_DELAY",
     "CORESCALE_SHUTDOWN_TIMEOUT",
 )
-# Inclusive bounds of the integer fields, by their path under spec. The CRD
-# states the same as minimum and maximum, and a unit test compares the two.
-BOUNDS: dict[str, tuple[int, int]] = {
-    "replicas": (0, 1000),
-    "workersPerPod": (1, 64),
-    "port": (1, 65535),
-    "drainSeconds": (0, 300),
-    "shutdownTimeoutSeconds": (1, 3600),
-    "service.port": (1, 65535),
-    "autoscaling.minReplicas": (1, 1000),
-    "autoscaling.maxReplicas": (1, 1000),
-    "autoscaling.scaleUp.windowSeconds": (1, 60),
-    "autoscaling.scaleDown.stableWindowSeconds": (1, 3600),
-    "autoscaling.scaleDown.periodSeconds": (1, 3600),
-    "topologySpread.maxSkew": (1, 1000),
-}
-# The same for the fields that take any number.
-NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
-    "autoscaling.targetInFlight": (0.01, 10000),
-    "autoscaling.tolerance": (0, 0.5),
-    "autoscaling.scaleUp.maxFactor": (1, 100),
-    "autoscaling.scaleDown.maxFactor": (1, 100),
-}
-WHEN_UNSATISFIABLE = ("ScheduleAnyway", "DoNotSchedule")
-HOSTNAME_KEY = "kubernetes.io/hostname"
-ZONE_KEY = "topology.kubernetes.io/zone"
-DEFAULT_TOPOLOGY_KEYS = (HOSTNAME_KEY, ZONE_KEY)
-RESERVED_POD_LABELS = (
-    names.CLUSTER_LABEL,
-    names.MODE_LABEL,
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/component",
-    "app.kubernetes.io/managed-by",
-    names.POD_TEMPLATE_HASH_LABEL,
-)
-"""Pod labels the operator's selectors (and the Deployment controller's) rely on:
-a user's value would move pods out of their Service, budget or ReplicaSet."""
-RESERVED_POD_ANNOTATIONS = (names.DEFAULT_CONTAINER_ANNOTATION,)
 _APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 55
-
-
-class SpecError(ValueError):
-    """A spec that cannot work however often it is retried."""
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
     type: str = "ClusterIP"
     port: int = 80
-
-
-@dataclass(frozen=True)
-class TopologySpread:
-    """How the workers spread over failure domains: by default evenly over nodes
-    and zones, preferred rather than required, so that losing one node or one
-    zone costs the smallest share of workers without leaving pods Pending where
-    the domains are uneven."""
-
-    when_unsatisfiable: str = "ScheduleAnyway"
-    max_skew: int = 1
-    topology_keys: tuple[str, ...] = DEFAULT_TOPOLOGY_KEYS
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the worker pods may run and as whom: passed to the pod template as given."""
-
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    affinity: Mapping[str, Any] | None = None
-    priority_class_name: str | None = None
-    image_pull_secrets: tuple[str, ...] = ()
-    service_account_name: str | None = None
-    pod_labels: Mapping[str, str] = field(default_factory=dict)
-    pod_annotations: Mapping[str, str] = field(default_factory=dict)
-    topology_spread: TopologySpread = TopologySpread()
 
 
 @dataclass(frozen=True)
@@ -131,7 +63,7 @@ class CoreClusterSpec:
     service: ServiceSpec = ServiceSpec()
     autoscaling: Policy | None = None
     """Set when the operator decides the worker count from the load."""
-    placement: Placement = Placement()
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def pods(self) -> int:
@@ -142,38 +74,6 @@ class CoreClusterSpec:
     def workers(self) -> int:
         """Worker processes that will actually run (``pods * workers_per_pod``)."""
         return self.pods * self.workers_per_pod
-
-
-def _integer(
-    spec: Mapping[str, Any], key: str, default: int, low: int, high: int, *, where: str = "spec"
-) -> int:
-    value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f"{where}.{key} must be an integer from {low} to {high}, got {value!r}")
-    return value
-
-
-def _number(spec: Mapping[str, Any], path: str, default: float) -> float:
-    """A number field under ``spec``, by its path in NUMBER_BOUNDS."""
-    low, high = NUMBER_BOUNDS[path]
-    value = spec.get(path.rsplit(".", 1)[-1], default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise SpecError(f"spec.{path} must be a number from {low:g} to {high:g}, got {value!r}")
-    return float(value)
-
-
-def _choice(
-    spec: Mapping[str, Any],
-    key: str,
-    default: str,
-    allowed: tuple[str, ...],
-    *,
-    where: str = "spec",
-) -> str:
-    value = spec.get(key, default)
-    if value not in allowed:
-        raise SpecError(f"{where}.{key} must be one of {', '.join(allowed)}, got {value!r}")
-    return str(value)
 
 
 def _positive(spec: Mapping[str, Any], key: str, default: str) -> quantity.Quantity:
@@ -221,12 +121,12 @@ def _autoscaling(spec: Mapping[str, Any]) -> Policy | None:
         raise SpecError("spec.autoscaling.maxReplicas is required")
     up, down = raw.get("scaleUp") or {}, raw.get("scaleDown") or {}
 
-    def integer(where: Mapping[str, Any], path: str, default: int) -> int:
+    def bounded(where: Mapping[str, Any], path: str, default: int) -> int:
         *outer, key = path.split(".")
-        return _integer(where, key, default, *BOUNDS[path], where=".".join(["spec", *outer]))
+        return integer(where, key, default, *BOUNDS[path], where=".".join(["spec", *outer]))
 
-    low = integer(raw, "autoscaling.minReplicas", 1)
-    high = integer(raw, "autoscaling.maxReplicas", 10)
+    low = bounded(raw, "autoscaling.minReplicas", 1)
+    high = bounded(raw, "autoscaling.maxReplicas", 10)
     if low > high:
         raise SpecError(
             "spec.autoscaling.minReplicas must not be larger than spec.autoscaling.maxReplicas"
@@ -234,83 +134,13 @@ def _autoscaling(spec: Mapping[str, Any]) -> Policy | None:
     return Policy(
         min_replicas=low,
         max_replicas=high,
-        target_in_flight=_number(raw, "autoscaling.targetInFlight", 4),
-        tolerance=_number(raw, "autoscaling.tolerance", 0.1),
-        up_window=integer(up, "autoscaling.scaleUp.windowSeconds", 2),
-        up_max_factor=_number(up, "autoscaling.scaleUp.maxFactor", 4),
-        down_window=integer(down, "autoscaling.scaleDown.stableWindowSeconds", 60),
-        down_period=integer(down, "autoscaling.scaleDown.periodSeconds", 10),
-        down_max_factor=_number(down, "autoscaling.scaleDown.maxFactor", 2),
-    )
-
-
-def _strings(spec: Mapping[str, Any], key: str, reserved: tuple[str, ...] = ()) -> dict[str, str]:
-    """A map of strings to strings, such as nodeSelector or podLabels."""
-    raw = spec.get(key) or {}
-    if not isinstance(raw, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
-    ):
-        raise SpecError(f"spec.{key} must map strings to strings, got {raw!r}")
-    taken = sorted(set(raw) & set(reserved))
-    if taken:
-        raise SpecError(
-            f"spec.{key} must not set {', '.join(taken)}: the operator sets it and relies on it"
-        )
-    return dict(raw)
-
-
-def _objects(spec: Mapping[str, Any], key: str) -> tuple[Mapping[str, Any], ...]:
-    raw = spec.get(key) or []
-    if not isinstance(raw, list) or not all(isinstance(item, Mapping) for item in raw):
-        raise SpecError(f"spec.{key} must be a list of objects, got {raw!r}")
-    return tuple(dict(item) for item in raw)
-
-
-def _optional_name(spec: Mapping[str, Any], key: str) -> str | None:
-    value = spec.get(key)
-    if value is not None and (not isinstance(value, str) or not value):
-        raise SpecError(f"spec.{key} must be a non-empty name, got {value!r}")
-    return value
-
-
-def _topology_spread(spec: Mapping[str, Any]) -> TopologySpread:
-    raw = spec.get("topologySpread") or {}
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"spec.topologySpread must be an object, got {raw!r}")
-    where = "spec.topologySpread"
-    keys = raw.get("topologyKeys", list(DEFAULT_TOPOLOGY_KEYS))
-    if (
-        not isinstance(keys, list)
-        or not all(isinstance(k, str) and k for k in keys)
-        or len(set(keys)) != len(keys)
-    ):
-        raise SpecError(f"{where}.topologyKeys must be a list of distinct keys, got {keys!r}")
-    return TopologySpread(
-        when_unsatisfiable=_choice(
-            raw, "whenUnsatisfiable", "ScheduleAnyway", WHEN_UNSATISFIABLE, where=where
-        ),
-        max_skew=_integer(raw, "maxSkew", 1, *BOUNDS["topologySpread.maxSkew"], where=where),
-        topology_keys=tuple(keys),
-    )
-
-
-def _placement(spec: Mapping[str, Any]) -> Placement:
-    affinity = spec.get("affinity")
-    if affinity is not None and not isinstance(affinity, Mapping):
-        raise SpecError(f"spec.affinity must be an object, got {affinity!r}")
-    secrets = _objects(spec, "imagePullSecrets")
-    if not all(isinstance(s.get("name"), str) and s["name"] for s in secrets):
-        raise SpecError("spec.imagePullSecrets entries need a name")
-    return Placement(
-        node_selector=_strings(spec, "nodeSelector"),
-        tolerations=_objects(spec, "tolerations"),
-        affinity=dict(affinity) if affinity else None,
-        priority_class_name=_optional_name(spec, "priorityClassName"),
-        image_pull_secrets=tuple(s["name"] for s in secrets),
-        service_account_name=_optional_name(spec, "serviceAccountName"),
-        pod_labels=_strings(spec, "podLabels", RESERVED_POD_LABELS),
-        pod_annotations=_strings(spec, "podAnnotations", RESERVED_POD_ANNOTATIONS),
-        topology_spread=_topology_spread(spec),
+        target_in_flight=number(raw, "autoscaling.targetInFlight", 4),
+        tolerance=number(raw, "autoscaling.tolerance", 0.1),
+        up_window=bounded(up, "autoscaling.scaleUp.windowSeconds", 2),
+        up_max_factor=number(up, "autoscaling.scaleUp.maxFactor", 4),
+        down_window=bounded(down, "autoscaling.scaleDown.stableWindowSeconds", 60),
+        down_period=bounded(down, "autoscaling.scaleDown.periodSeconds", 10),
+        down_max_factor=number(down, "autoscaling.scaleDown.maxFactor", 2),
     )
 
 
@@ -339,13 +169,13 @@ def check_name(name: str) -> None:
 def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec:
     """Validate and default ``spec``; ``default_image`` fills an empty ``spec.image``."""
     spec = spec or {}
-    mode = _choice(spec, "mode", "pods", MODES)
+    mode = choice(spec, "mode", "pods", MODES)
     if mode == "pods":
-        workers_per_pod = _integer(spec, "workersPerPod", 1, 1, 1)
+        workers_per_pod = integer(spec, "workersPerPod", 1, 1, 1)
     elif "workersPerPod" not in spec:
         raise SpecError("spec.workersPerPod is required in prefork mode")
     else:
-        workers_per_pod = _integer(spec, "workersPerPod", 1, *BOUNDS["workersPerPod"])
+        workers_per_pod = integer(spec, "workersPerPod", 1, *BOUNDS["workersPerPod"])
     app = spec.get("app")
     if app is not None and (not isinstance(app, str) or not _APP.match(app)):
         raise SpecError(f"spec.app must be module:factory, got {app!r}")
@@ -356,24 +186,24 @@ def parse(spec: Mapping[str, Any] | None, default_image: str) -> CoreClusterSpec
     service = spec.get("service") or {}
     return CoreClusterSpec(
         image=str(spec.get("image") or default_image),
-        image_pull_policy=_choice(spec, "imagePullPolicy", "IfNotPresent", PULL_POLICIES),
+        image_pull_policy=choice(spec, "imagePullPolicy", "IfNotPresent", PULL_POLICIES),
         app=app,
         mode=mode,
-        replicas=_integer(spec, "replicas", 1, *BOUNDS["replicas"]),
+        replicas=integer(spec, "replicas", 1, *BOUNDS["replicas"]),
         workers_per_pod=workers_per_pod,
-        port=_integer(spec, "port", 8080, *BOUNDS["port"]),
+        port=integer(spec, "port", 8080, *BOUNDS["port"]),
         cpu=cpu,
         cpu_request=cpu_request,
         memory=_positive(spec, "memory", "256Mi"),
-        drain_seconds=_integer(spec, "drainSeconds", 5, *BOUNDS["drainSeconds"]),
-        shutdown_timeout_seconds=_integer(
+        drain_seconds=integer(spec, "drainSeconds", 5, *BOUNDS["drainSeconds"]),
+        shutdown_timeout_seconds=integer(
             spec, "shutdownTimeoutSeconds", 20, *BOUNDS["shutdownTimeoutSeconds"]
         ),
         env=_env(spec),
         service=ServiceSpec(
-            type=_choice(service, "type", "ClusterIP", SERVICE_TYPES, where="spec.service"),
-            port=_integer(service, "port", 80, *BOUNDS["service.port"], where="spec.service"),
+            type=choice(service, "type", "ClusterIP", SERVICE_TYPES, where="spec.service"),
+            port=integer(service, "port", 80, *BOUNDS["service.port"], where="spec.service"),
         ),
         autoscaling=_autoscaling(spec),
-        placement=_placement(spec),
+        placement=placement.parse(spec),
     )
