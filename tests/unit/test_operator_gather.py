@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from corescale.operator.autoscale import Decision, Policy
 from corescale.operator.gather import Gatherer, Key, Pod, Target
-from corescale.operator.scaling import targets
+from corescale.operator.scaling import Parsed, targets
 
 KEY: Key = ("shop", "orders")
 POLICY = Policy(min_replicas=1, max_replicas=10, target_in_flight=4)
@@ -152,11 +152,35 @@ def test_targets_list_ready_pods_of_autoscaled_coreclusters_only() -> None:
         ],
         ("ns", "fixed"): [pod("d", "True", "10.0.0.4")],
     }
-    found = targets(index, pods, Remembers(), "img")  # type: ignore[arg-type]
+    parsed: Parsed = {}
+    found = targets(index, pods, Remembers(), "img", parsed)  # type: ignore[arg-type]
     assert list(found) == [scaled]
     assert found[scaled].port == 9000
     assert found[scaled].current == 3
     assert found[scaled].ready == (Pod("a", "10.0.0.1", 1),)
+    assert set(parsed) == {scaled, ("ns", "broken")}
+
+
+def test_targets_parse_a_spec_again_only_when_its_resource_version_changes() -> None:
+    class Remembers:
+        def autoscaled_replicas(self, key: Key, body: object, wanted: object) -> int:
+            return 1
+
+    def cc(version: str, port: int) -> dict[str, object]:
+        spec = {"autoscaling": {"maxReplicas": 4}, "port": port}
+        return {"metadata": {"name": "a", "resourceVersion": version}, "spec": spec}
+
+    key = ("ns", "a")
+    parsed: Parsed = {}
+    assert targets({key: [cc("1", 9000)]}, {}, Remembers(), "img", parsed)[key].port == 9000  # type: ignore[arg-type]
+    first = parsed[key][1]
+    # Same version: the parsed spec is reused, even if the body handed in differs.
+    assert targets({key: [cc("1", 9001)]}, {}, Remembers(), "img", parsed)[key].port == 9000  # type: ignore[arg-type]
+    assert parsed[key][1] is first
+    assert targets({key: [cc("2", 9001)]}, {}, Remembers(), "img", parsed)[key].port == 9001  # type: ignore[arg-type]
+    # A CoreCluster gone from the index is forgotten.
+    targets({}, {}, Remembers(), "img", parsed)  # type: ignore[arg-type]
+    assert parsed == {}
 
 
 def _sample(name: str, **labels: str) -> float:

@@ -231,9 +231,12 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
     reconciler = _reconciler(memo)
     ours: Settings = memo["settings"]
     kept = _keep_indexes(memo, indexes)
+    parsed: scaling.Parsed = {}
 
     def targets() -> dict[Key, Target]:
-        return scaling.targets(kept[CC_INDEX], kept[POD_INDEX], reconciler, ours.worker_image)
+        return scaling.targets(
+            kept[CC_INDEX], kept[POD_INDEX], reconciler, ours.worker_image, parsed
+        )
 
     def snapshot_of(key: Key) -> Snapshot:
         return snapshot(key, kept)
