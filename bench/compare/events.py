@@ -123,20 +123,25 @@ def pods_add(namespace: str, workers: int) -> float:
     return took
 
 
-def pods_delete(namespace: str, workers: int) -> float:
-    victim = _pod(namespace, "pods")
+def _delete_pod(namespace: str, setup: str, pods_wanted: int) -> float:
+    """Delete one pod of ``setup`` gracefully; seconds until its replacement is listed."""
+    victim = _pod(namespace, setup)
     ip = victim["status"]["podIP"]
     start = time.monotonic()
     kubectl("delete", "-n", namespace, "pod", victim["metadata"]["name"], "--wait=false")
 
     def replaced() -> bool:
-        listed = ready_endpoints(namespace, "pods")
-        return ip not in listed and len(listed) == workers
+        listed = ready_endpoints(namespace, setup)
+        return ip not in listed and len(listed) == pods_wanted
 
     wait_for("a replacement pod listed", replaced, timeout=180, interval=0.05)
     took = time.monotonic() - start
-    wait_for("the old pod gone", _settled(namespace, "pods", workers), timeout=180)
+    wait_for("the old pod gone", _settled(namespace, setup, pods_wanted), timeout=180)
     return took
+
+
+def pods_delete(namespace: str, workers: int) -> float:
+    return _delete_pod(namespace, "pods", workers)
 
 
 def pods_kill(namespace: str, workers: int) -> float:
@@ -205,19 +210,7 @@ def prefork_kill(namespace: str, workers: int) -> float:
 
 
 def prefork_delete(namespace: str, workers: int) -> float:
-    victim = _pod(namespace, "prefork")
-    ip = victim["status"]["podIP"]
-    start = time.monotonic()
-    kubectl("delete", "-n", namespace, "pod", victim["metadata"]["name"], "--wait=false")
-
-    def replaced() -> bool:
-        listed = ready_endpoints(namespace, "prefork")
-        return bool(listed) and ip not in listed
-
-    wait_for("a replacement pod listed", replaced, timeout=180, interval=0.05)
-    took = time.monotonic() - start
-    wait_for("the old pod gone", _settled(namespace, "prefork", 1), timeout=180)
-    return took
+    return _delete_pod(namespace, "prefork", 1)
 
 
 EVENTS: dict[str, tuple[tuple[str, Callable[[str, int], float]], ...]] = {
