@@ -375,6 +375,13 @@ prometheus() {
 # stages in hack/cluster/kwok/: nodes are Ready at once, their pods Running
 # and Ready without running anything, with addresses from KWOK_CIDR (outside
 # the cluster's pod and Service ranges) so that EndpointSlices list them.
+# KWOK renews each node's Lease (every quarter of its duration) only when
+# given a lease duration: its own default is none, and then the node
+# controller sees no heartbeat but the stage's status rewrite (minutes
+# apart), marks every node NotReady 50 s (--node-monitor-grace-period) after
+# the last one and its pods not ready, which KWOK never undoes. 40 s is the
+# kubelet's nodeLeaseDurationSeconds.
+KWOK_NODE_LEASE_SECONDS=40
 KWOK_CIDR=10.248.0.0/16
 KWOK_ADDRESS=127.0.0.1:10247
 SIMULATED_TAINT=corescale.dev/simulated
@@ -389,7 +396,8 @@ start_kwok() {
   configs=$(printf '%s,' "$ROOT"/hack/cluster/kwok/*.yaml)
   start kwok --kubeconfig "$KUBECONFIG_PATH" --config "${configs%,}" \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --cidr "$KWOK_CIDR" --node-ip "$NODE_IP" --server-address "$KWOK_ADDRESS"
+    --cidr "$KWOK_CIDR" --node-ip "$NODE_IP" --server-address "$KWOK_ADDRESS" \
+    --node-lease-duration-seconds "$KWOK_NODE_LEASE_SECONDS"
   wait_until "kwok to be ready" 60 curl -fsS "http://$KWOK_ADDRESS/healthz"
   log "kwok running (log: $LOGS/kwok.log)"
 }

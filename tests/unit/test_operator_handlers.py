@@ -78,6 +78,7 @@ def test_pod_summary_keeps_only_what_status_and_the_autoscaler_read() -> None:
     }
     assert scaling.pod_summary(pod) == {
         "metadata": {"name": "p", "mode": "prefork", "deletionTimestamp": None},
+        "spec": {"nodeName": None},
         "status": {
             "conditions": [{"type": "PodScheduled"}],
             "containerStatuses": [],

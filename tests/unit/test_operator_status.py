@@ -302,3 +302,55 @@ def test_a_crashing_worker_is_reported_with_its_last_words() -> None:
         )[0].message
         == "pod p: CrashLoopBackOff: back-off 10s restarting"
     )
+
+
+def _pod_on(name: str, node: str, ready: str, containers_ready: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"nodeName": node},
+        "status": {
+            "conditions": [
+                {"type": "ContainersReady", "status": containers_ready},
+                {"type": "Ready", "status": ready},
+            ]
+        },
+    }
+
+
+def test_pods_taken_out_of_service_with_their_nodes_are_reported_naming_the_nodes() -> None:
+    """The node controller marks the pods of a lost node not ready and leaves
+    their containers ready: that, not a rollout, is why the workers are missing."""
+    parsed = spec.parse({"replicas": 4}, "i")
+    observed = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=1)},
+        service={"metadata": {"name": "hello"}},
+        pods=[
+            _pod_on("hello-pods-a", "pool-0", "True", "True"),
+            _pod_on("hello-pods-b", "pool-2", "False", "True"),
+            _pod_on("hello-pods-c", "pool-5", "False", "True"),
+            _pod_on("hello-pods-d", "pool-5", "False", "True"),
+        ],
+    )
+    result = _compute(parsed, observed)
+    assert _conditions(result) == {
+        "Ready": ("False", "NodeNotReady"),
+        "Progressing": ("True", "NodeNotReady"),
+        "Degraded": ("True", "NodeNotReady"),
+    }
+    lost = (
+        "nodes not ready, 3 pods out of service: "
+        "pool-2 (hello-pods-b), pool-5 (hello-pods-c, hello-pods-d)"
+    )
+    assert result["conditions"][2]["message"] == lost
+    ready = result["conditions"][0]["message"]
+    assert ready == f"1/4 workers ready in 1/4 pods (pods mode); {lost}"
+
+
+def test_starting_or_stopping_pods_are_no_lost_node() -> None:
+    starting = _pod_on("hello-pods-a", "pool-0", "False", "False")
+    stopping = _pod_on("hello-pods-b", "pool-1", "False", "True")
+    stopping["metadata"]["deletionTimestamp"] = NOW
+    assert status.pod_problems([starting, stopping]) == []
+    assert status.pod_problems([_pod_on("p", "pool-1", "False", "True")]) == [
+        status.Problem("NodeNotReady", "node not ready, 1 pod out of service: pool-1 (p)")
+    ]

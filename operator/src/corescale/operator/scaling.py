@@ -130,6 +130,7 @@ def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
             "mode": (metadata.get("labels") or {}).get(MODE_LABEL, ""),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
         },
+        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
         "status": {
             "conditions": pod_status.get("conditions") or [],
             "containerStatuses": pod_status.get("containerStatuses") or [],

@@ -155,9 +155,52 @@ def _last_words(container: Object) -> str:
     return next((line for line in reversed(lines) if line), "")
 
 
+def _node_not_ready(pod: Object) -> bool:
+    """Whether the node controller, not the kubelet, took the pod out of service.
+
+    When a node stops being Ready (or stops renewing its Lease), the node
+    lifecycle controller sets the Ready condition of each of its pods to
+    False and leaves the rest as the kubelet last wrote it. Pods of a
+    CoreCluster have no readiness gates, so Ready False beside ContainersReady
+    True has no other cause: the workers may still run, but the Service no
+    longer sends them requests.
+    """
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    found = {c.get("type"): c.get("status") for c in conditions}
+    return found.get("Ready") == "False" and found.get("ContainersReady") == "True"
+
+
+def node_problems(pods: Iterable[Object]) -> list[Problem]:
+    """One problem naming every node whose loss took workers' pods out of service.
+
+    One rather than one per pod: a zone lost takes many pods at once, and the
+    Degraded message should name all of its nodes, not the first pod's.
+    """
+    lost: dict[str, list[str]] = {}
+    for pod in pods:
+        if _node_not_ready(pod):
+            node = (pod.get("spec") or {}).get("nodeName") or "?"
+            lost.setdefault(node, []).append(pod.get("metadata", {}).get("name", "?"))
+    if not lost:
+        return []
+    count = sum(len(names) for names in lost.values())
+    where = ", ".join(f"{node} ({', '.join(sorted(lost[node]))})" for node in sorted(lost))
+    return [
+        Problem(
+            "NodeNotReady",
+            f"node{'s' if len(lost) != 1 else ''} not ready, "
+            f"{count} pod{'s' if count != 1 else ''} out of service: {where}",
+        )
+    ]
+
+
 def pod_problems(pods: Iterable[Object]) -> list[Problem]:
-    """What keeps pods from running, as the kubelet and scheduler report it."""
-    problems = []
+    """What keeps pods from running, as the kubelet, the scheduler and the node
+    controller report it."""
+    pods = list(pods)
+    problems = node_problems(pods)
     for pod in pods:
         name = pod.get("metadata", {}).get("name", "?")
         status = pod.get("status") or {}
@@ -256,6 +299,7 @@ def compute(
     counts = _counts(observed.deployments.values())
     problems = list(errors) + deployment_problems(observed.deployments.values())
     problems += pod_problems(observed.pods)
+    lost = [p for p in problems if p.reason == "NodeNotReady"]
     # An error of the operator's own (a child it may not write) means the
     # spec is not carried out, however well the pods run.
     finished = (
@@ -297,6 +341,9 @@ def compute(
             (current.get("status") or {}).get("replicas", 0) != spec.pods
         ):
             reason, message = "Scaling", ready_text
+        elif lost:
+            # Not a rollout: the Deployment is as asked, its pods lost their nodes.
+            reason, message = lost[0].reason, f"{ready_text}; {lost[0].message}"
         else:
             reason, message = "RollingOut", ready_text
         stalled = any(p.reason == "ProgressDeadlineExceeded" for p in problems) or bool(errors)
