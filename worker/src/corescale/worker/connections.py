@@ -26,6 +26,17 @@ between requests) and a header timeout, kept here: a new connection must
 deliver a whole request head within it, and so must every later request
 from its first byte on. A request whose head arrives in one piece, which is
 nearly all of them, costs two attribute checks and no timer.
+
+The order of arrivals: uvloop calls `data_received` while it polls, before
+the callbacks already queued for this turn of the loop; asyncio's loop
+queues the read behind them. Under uvloop a connection whose request came
+in just after the poll (the last answer of a long turn of CPU-bound
+requests) thus went to the back of the next turn, and stayed there: the
+same connections waited a whole extra turn again and again, and the p99 of
+`/cpu?ms=1` was 1.4 times gunicorn's asyncio worker's on a quiet machine
+(issue 15, point 7; docs/worker.md). So each read is handed on with
+`call_soon`, behind what is already queued, as asyncio does: every
+connection then takes the same path, first come, first served.
 """
 
 from __future__ import annotations
@@ -56,7 +67,18 @@ class TimedRequestHandler(RequestHandler):
         self._start_header_clock()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        if data:
+            # Behind the callbacks already queued (module docstring); the
+            # loop runs connection_lost through call_soon too, so it still
+            # comes after the last data.
+            self._loop.call_soon(self._take, data)
+        else:
+            # aiohttp itself calls data_received(b"") to parse what it has
+            # buffered before it decides whether to resume reading.
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        _parse(self, data)
         if self._messages or self._request_in_progress:
             if self._header_handle is not None:
                 self._header_handle.cancel()
@@ -80,6 +102,10 @@ class TimedRequestHandler(RequestHandler):
                 "closing a connection that sent no whole request head in %ss", self._header_timeout
             )
             self.force_close()
+
+
+_parse = RequestHandler.data_received
+"""aiohttp's own data_received, called directly: the cheapest call per read."""
 
 
 class WorkerServer(web.Server):
