@@ -45,7 +45,7 @@ def test_the_listener_only_reserves_the_port_for_reuseport_workers(
 @pytest.mark.parametrize(
     ("strategy", "prefork", "site", "own_socket"),
     [
-        ("balanced", False, web.SockSite, False),
+        ("balanced", False, accept.BalancedSite, False),
         ("balanced", True, accept.BalancedSite, False),
         ("shared", True, web.SockSite, False),
         ("reuseport", True, web.SockSite, True),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import selectors
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,53 @@ def test_prefork_only_signals_do_not_kill_a_single_process(start_worker: StartWo
     assert wait_until(lambda: worker.log().count("ignored in single mode") == 3, 10)
     assert worker.get("/") == (200, "Hello from corescale\n")
     assert worker.proc.poll() is None
+
+
+def test_a_busy_loop_accepts_a_burst_of_new_connections_in_one_turn(
+    start_worker: StartWorker,
+) -> None:
+    """Queued connections are taken together, not one per turn of a busy loop (issue 15, 7).
+
+    uvloop's own accept takes one connection per turn of the event loop; with
+    CPU-bound requests each turn is long, and the last of a burst waited for
+    dozens of them. Here one keep-alive client keeps the loop busy with
+    pipelined `/cpu?ms=50` while 40 new connections wait in the kernel's
+    queue (the worker is stopped while they connect): all 40 must be answered
+    before the busy client gets its fifth answer (one per turn would answer
+    about one new connection per busy request).
+    """
+    worker = start_worker("--mode", "single")
+    busy = socket.create_connection(("127.0.0.1", worker.port))
+    busy.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert b"200 OK" in busy.recv(4096)  # accepted and served before the stop
+    worker.signal(signal.SIGSTOP)
+    try:
+        busy.sendall(b"GET /cpu?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n" * 10)
+        burst = [socket.create_connection(("127.0.0.1", worker.port)) for _ in range(40)]
+        for conn in burst:
+            conn.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    finally:
+        worker.signal(signal.SIGCONT)
+
+    busy_answers_when_burst_done = None
+    waiting = {conn.fileno(): conn for conn in burst}
+    busy_seen = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(busy, selectors.EVENT_READ)
+        for conn in burst:
+            selector.register(conn, selectors.EVENT_READ)
+        while waiting and busy_seen.count(b"burned 50 ms") < 10:
+            for key, _ in selector.select(timeout=30):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                data = sock.recv(65536)
+                if sock is busy:
+                    busy_seen += data
+                elif not data:
+                    selector.unregister(sock)
+                    del waiting[sock.fileno()]
+                    sock.close()
+        busy_answers_when_burst_done = busy_seen.count(b"burned 50 ms")
+    busy.close()
+    assert not waiting, f"{len(waiting)} of 40 new connections unanswered"
+    assert busy_answers_when_burst_done < 5

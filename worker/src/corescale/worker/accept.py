@@ -1,8 +1,16 @@
 """How serving processes take connections: the accept strategy, decided here alone.
 
 :func:`listener` is the socket cli.py binds before serving or forking, and
-:func:`site` how each serving process accepts from it: the plain aiohttp
-site in single mode, and in prefork mode what ``--accept`` says.
+:func:`site` how each serving process accepts from it: in prefork mode what
+``--accept`` says, and in single mode the balanced site too, which with no
+sibling takes every queued connection (up to BURST) per wake-up.
+
+Single mode does not use the event loop's own accept loop because uvloop's
+(libuv 1.52) takes one connection per turn of the loop: with CPU-bound
+requests a turn lasts tens of milliseconds, so a burst of 64 new connections
+waited up to 64 turns, 1-2 s, in the kernel's accept queue, and their first
+requests were the p99 (docs/worker.md, issue 15 point 7). asyncio's own loop
+takes up to a backlog's worth per wake-up and never showed it.
 
 The measurement in docs/worker.md chose `balanced`: every worker watches the
 same inherited socket and, on each wake-up, takes the connections that bring
@@ -222,7 +230,8 @@ def site(
 ) -> web.BaseSite:
     """How one serving process accepts connections, on ``sock`` from :func:`listener`."""
     if not prefork:
-        return web.SockSite(runner, sock, backlog=config.backlog)
+        # No siblings in the scoreboard: a whole burst per wake-up (module docstring).
+        return BalancedSite(runner, sock, board, slot)
     if config.accept is Accept.REUSEPORT:
         own = bind_listener(config.host, config.port, config.backlog, reuse_port=True)
         return web.SockSite(runner, own, backlog=config.backlog)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from corescale.worker.config import Config, Mode, load_config
 from corescale.worker.errors import ExitCode, UsageError, WorkerError
+from corescale.worker.limits import raise_open_file_limit
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"corescale-worker: error: {exc}\n")
         return int(exc.exit_code)
     logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    raise_open_file_limit()
     mode, workers = resolve_mode(config)
     if mode is Mode.SINGLE and os.getpid() == 1:
         from corescale.worker.init import run_as_init  # noqa: PLC0415

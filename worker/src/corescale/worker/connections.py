@@ -25,7 +25,23 @@ So every serving process runs its app with two limits, both settings
 between requests) and a header timeout, kept here: a new connection must
 deliver a whole request head within it, and so must every later request
 from its first byte on. A request whose head arrives in one piece, which is
-nearly all of them, costs two attribute checks and no timer.
+nearly all of them, costs one check and no timer.
+
+The order of arrivals: uvloop calls `data_received` while it polls, before
+the callbacks already queued for this turn of the loop; asyncio's loop
+queues the read behind them. Under uvloop a connection whose request came
+in just after the poll (the last answer of a long turn of CPU-bound
+requests) thus went to the back of the next turn, and stayed there: the
+same connections waited a whole extra turn again and again, and the p99 of
+`/cpu?ms=1` was 1.4 times gunicorn's asyncio worker's on a quiet machine
+(issue 15, point 7; docs/worker.md). So each read is handed on with
+`call_soon`, behind what is already queued, as asyncio does: every
+connection then takes the same path, first come, first served.
+
+aiohttp's public API does not reach all of this. Each private part it needs
+is read in one place: `waiting_for_head` and `handler_arguments` below, and
+`WorkerAppRunner._make_server`; tests/unit/test_worker_connections.py checks
+each against the installed aiohttp.
 """
 
 from __future__ import annotations
@@ -36,18 +52,52 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
 
 
-class TimedRequestHandler(RequestHandler):
+def waiting_for_head(handler: web.RequestHandler) -> bool:
+    """Whether a connection has no whole request head parsed and no request being answered.
+
+    aiohttp has no public way to ask. Its handler keeps the parsed requests
+    not yet answered in `_messages` and marks the one being answered with
+    `_request_in_progress`; this is the one place that reads them, and
+    tests/unit/test_worker_connections.py checks both on the installed
+    aiohttp with a real connection.
+    """
+    return not handler._messages and not handler._request_in_progress
+
+
+def handler_arguments(server: web.Server) -> dict[str, Any]:
+    """The keyword arguments aiohttp's server gives each connection handler it makes.
+
+    They are the runner's settings merged with the app's own `handler_args`
+    (by `Application._make_handler`), and `web.Server` keeps them only in
+    its private `_kwargs`; the WorkerServer that replaces it must pass the
+    same ones on (tested in tests/unit/test_worker_connections.py).
+    """
+    return dict(server._kwargs)
+
+
+_parse = web.RequestHandler.data_received
+"""aiohttp's own data_received, called directly: the cheapest call per read."""
+
+
+class TimedRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, closing connections whose request head is too slow."""
 
-    __slots__ = ("_header_handle", "_header_timeout")
+    __slots__ = ("_event_loop", "_header_handle", "_header_timeout")
 
-    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        header_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
+        self._event_loop = loop
         self._header_timeout = header_timeout
         self._header_handle: asyncio.TimerHandle | None = None
 
@@ -56,8 +106,19 @@ class TimedRequestHandler(RequestHandler):
         self._start_header_clock()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._messages or self._request_in_progress:
+        if data:
+            # Behind the callbacks already queued (module docstring); the
+            # loop runs connection_lost through call_soon too, so it still
+            # comes after the last data.
+            self._event_loop.call_soon(self._take, data)
+        else:
+            # aiohttp itself calls data_received(b"") to parse what it has
+            # buffered before it decides whether to resume reading.
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        _parse(self, data)
+        if not waiting_for_head(self):
             if self._header_handle is not None:
                 self._header_handle.cancel()
                 self._header_handle = None
@@ -71,11 +132,13 @@ class TimedRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def _start_header_clock(self) -> None:
-        self._header_handle = self._loop.call_later(self._header_timeout, self._header_too_slow)
+        self._header_handle = self._event_loop.call_later(
+            self._header_timeout, self._header_too_slow
+        )
 
     def _header_too_slow(self) -> None:
         self._header_handle = None
-        if not self._messages and not self._request_in_progress:
+        if waiting_for_head(self):
             log.debug(
                 "closing a connection that sent no whole request head in %ss", self._header_timeout
             )
@@ -83,41 +146,61 @@ class TimedRequestHandler(RequestHandler):
 
 
 class WorkerServer(web.Server):
-    """aiohttp's server (the protocol factory): TimedRequestHandlers, counted as they come, go."""
+    """aiohttp's server (the protocol factory): TimedRequestHandlers, counted as they come, go.
+
+    It is made inside the running event loop (WorkerAppRunner), from the
+    server aiohttp built for the app, with that server's public handler and
+    request factory and the same handler arguments.
+    """
 
     def __init__(self, plain: web.Server, header_timeout: float) -> None:
+        self._handler_loop = asyncio.get_running_loop()
+        self._handler_kwargs = handler_arguments(plain)
         super().__init__(
             plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
-            loop=plain._loop,
-            **plain._kwargs,
+            loop=self._handler_loop,
+            **self._handler_kwargs,
         )
         self._header_timeout = header_timeout
         self.open_connections = 0
         self.on_count: Callable[[int], None] | None = None
         """Called with the new count whenever a connection opens or closes."""
 
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
         self.open_connections += 1
         if self.on_count is not None:
             self.on_count(self.open_connections)
 
-    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
         super().connection_lost(handler, exc)
         self.open_connections -= 1
         if self.on_count is not None:
             self.on_count(self.open_connections)
 
-    def __call__(self) -> RequestHandler:
+    def __call__(self) -> web.RequestHandler:
         return TimedRequestHandler(
-            self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs
+            self,
+            loop=self._handler_loop,
+            header_timeout=self._header_timeout,
+            **self._handler_kwargs,
         )
 
 
 class WorkerAppRunner(web.AppRunner):
-    """An AppRunner whose server applies the header timeout (keep-alive is aiohttp's own)."""
+    """An AppRunner whose server applies the header timeout (keep-alive is aiohttp's own).
+
+    aiohttp offers no public way to choose the server (the protocol factory)
+    an AppRunner makes for its app; `_make_server` is the one method that
+    makes it, so this class overrides it, and only it. If aiohttp renames
+    or stops calling it, `runner.server` is no WorkerServer:
+    tests/unit/test_worker_connections.py fails, and serving.py asserts it
+    at start.
+    """
 
     __slots__ = ("_header_timeout",)
 
