@@ -113,7 +113,9 @@ def sweep(
                                 **{f"{k}_delta": after[k] - before[k] for k in after},
                             }
                         )
-                log.info("round %d/%d: %s done", round_number + 1, rounds, shape)
+                log.info(
+                    "round %d/%d: %s, %d connections", round_number + 1, rounds, shape, connections
+                )
     return rows
 
 
