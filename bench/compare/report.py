@@ -129,6 +129,15 @@ def markdown(data: dict[str, Any], summary: dict[str, Any], suffix: str = "") ->
         f"Goals (pods at least {RPS_GOAL} times prefork's rps, p99 at most {P99_GOAL} times): "
         f"rps met in {met_rps} of {len(cells)} cells, p99 in {met_p99} of {len(cells)}.",
         "",
+        "Where pods mode can miss, and what to compare in the table: kube-proxy picks a pod "
+        "per connection, not per request, so a few keep-alive connections can fall unevenly "
+        "on the pods, and a pod cannot borrow its sibling's idle CPU (its throttled share "
+        "rises while prefork's stays lower); a prefork pod's workers share one limit, so "
+        "while one worker is stuck in a long request of the uneven mix the other can use "
+        "the whole of it, where a one-worker pod waits out its own quota. Both fade as "
+        "connections outnumber workers. The README's *One-CPU pods or prefork* turns a run "
+        "into advice.",
+        "",
         "Memory per worker (the pods' anonymous memory over the workers, MiB): "
         f"idle pods {memory['idle']['pods']}, prefork {memory['idle']['prefork']}; "
         f"after the load pods {memory['after_load']['pods']}, "
