@@ -447,10 +447,20 @@ nodes() {
   done
   ((${#extra[@]} == 0)) || kc delete --wait=false "${extra[@]}" >/dev/null
   if ((n)); then
-    wait_until "$n nodes of pool $pool to be Ready" 300 \
-      kc wait --for=condition=Ready nodes -l "$POOL_LABEL=$pool" --timeout=5s
+    # Counted from one list: `kubectl wait` on many nodes waits for them one
+    # by one, and at 100 nodes its --timeout ran out before it reached the
+    # last, however Ready they all were.
+    wait_until "$n nodes of pool $pool to be Ready" 300 pool_ready "$pool" "$n"
   fi
   log "pool $pool: $n simulated nodes (removed ${#extra[@]})"
+}
+
+# pool_ready POOL N: at least N nodes of the pool report Ready True.
+pool_ready() {
+  local ready
+  ready=$(kc get nodes -l "$POOL_LABEL=$1" \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+  (($(grep -c '^True$' <<<"$ready" || true) >= $2))
 }
 
 # healthy: every component runs, the API server is ready, the node is Ready,
