@@ -179,18 +179,17 @@ def _prefork_new_worker(namespace: str, act: Callable[[int, list[tuple[int, int]
     return time.monotonic() - start
 
 
+def _wait_workers(pod: dict[str, Any], workers: int, what: str) -> None:
+    """Back to the budget: the prefork pod holds its master and ``workers`` workers."""
+    wait_for(what, lambda: len(processes(_uid(pod))) == workers + 1, timeout=120, interval=0.2)
+
+
 def prefork_add(namespace: str, workers: int) -> float:
     took = _prefork_new_worker(namespace, lambda master, _: os.kill(master, signal.SIGTTIN))
     pod = _pod(namespace, "prefork")
     master = next(pid for pid, nspid in processes(_uid(pod)) if nspid == 1)
     os.kill(master, signal.SIGTTOU)
-    # Back to the budget: the master and ``workers`` workers.
-    wait_for(
-        "the extra worker retired",
-        lambda: len(processes(_uid(pod))) == workers + 1,
-        timeout=120,
-        interval=0.2,
-    )
+    _wait_workers(pod, workers, "the extra worker retired")
     return took
 
 
@@ -199,13 +198,7 @@ def prefork_kill(namespace: str, workers: int) -> float:
         os.kill(next(pid for pid, nspid in procs if nspid != 1), signal.SIGKILL)
 
     took = _prefork_new_worker(namespace, kill_one)
-    pod = _pod(namespace, "prefork")
-    wait_for(
-        "every worker back",
-        lambda: len(processes(_uid(pod))) == workers + 1,
-        timeout=120,
-        interval=0.2,
-    )
+    _wait_workers(_pod(namespace, "prefork"), workers, "every worker back")
     return took
 
 
