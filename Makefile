@@ -94,7 +94,7 @@ bench-operator: venv cluster image ## operator timings on the cluster
 	$(PY) bench/operator/run.py
 
 COMPARE ?=
-bench-compare: deps venv cluster image ## one-CPU pods against prefork on the same CPU budget, on the cluster and the host (COMPARE="--workers 2 --cpu-per-worker 500m ..."; about 25 minutes)
+bench-compare: deps venv cluster image ## one-CPU pods against prefork on the same CPU budget, on the cluster and the host (COMPARE="--workers 2 --cpu-per-worker 500m ..."; about 20 minutes)
 	$(PY) bench/compare/compare.py $(COMPARE)
 
 SCALE ?= --nodes 100 --clusters 100 --workers 1000

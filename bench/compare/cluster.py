@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.operator_helpers import get, items
+from tests.e2e.operator_helpers import items
 from tests.kube import kubectl
 
 SETUPS = ("pods", "prefork")
@@ -53,11 +53,6 @@ def deploy(namespace: str, budget: Budget) -> None:
             "spec": budget.spec(setup),
         }
         kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body))
-
-
-def service_url(namespace: str, setup: str) -> str:
-    service = get(namespace, "service", setup)
-    return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
 
 
 def pods(namespace: str, setup: str) -> list[dict[str, Any]]:

@@ -24,14 +24,13 @@ import logging
 import os
 import platform
 import secrets
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# The project root for tests.*, bench/worker for bench-worker's helpers (host.py).
+sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "worker")]
 import events  # noqa: E402 - bench/compare is the script's own folder
 import host  # noqa: E402
 import report  # noqa: E402
@@ -43,12 +42,12 @@ from cluster import (  # noqa: E402
     memory_mib,
     pods,
     ready_endpoints,
-    service_url,
     throttling,
 )
 from wrk import wrk  # noqa: E402
 
-from tests.e2e.operator_helpers import OperatorProcess  # noqa: E402
+from bench import machine as host_machine  # noqa: E402
+from tests.e2e.operator_helpers import OperatorProcess, service_url  # noqa: E402
 from tests.kube import kubectl, wait_for  # noqa: E402
 
 log = logging.getLogger("bench.compare")
@@ -75,7 +74,7 @@ def _serving(namespace: str, setup: str, budget: Budget) -> str:
         lambda: len(ready_endpoints(namespace, setup)) == pods_wanted,
         timeout=300,
     )
-    url = service_url(namespace, setup)
+    url = service_url(namespace, setup, path="")
     # kube-proxy's rules follow the endpoints a moment later.
     wait_for(
         f"{setup} answering",
@@ -120,23 +119,17 @@ def sweep(
 
 
 def machine() -> dict[str, Any]:
-    def run(*command: str) -> str:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
-        except OSError as exc:
-            return f"({exc})"
-        return done.stdout.strip()
-
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "cpus": os.cpu_count(),
+    """bench-worker's description of the host, with what a run on the cluster adds."""
+    return host_machine() | {
         "arch": platform.machine(),
-        "python": platform.python_version(),
         "kubernetes": kubernetes_version(),
-        "wrk": run("wrk", "-v").splitlines()[0] if run("wrk", "-v") else "",
-        "node": run("node", "--version"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "busiest_processes": run("ps", "-eo", "pcpu,pid,comm", "--sort=-pcpu").splitlines()[:8],
+    }
+
+
+def _memory_per_worker(namespace: str, budget: Budget) -> dict[str, float]:
+    return {
+        setup: round(memory_mib(_uids(namespace, setup)) / budget.workers, 1) for setup in SETUPS
     }
 
 
@@ -166,15 +159,9 @@ def main() -> int:
         try:
             deploy(namespace, budget)
             urls = {setup: _serving(namespace, setup, budget) for setup in SETUPS}
-            memory = {
-                setup: round(memory_mib(_uids(namespace, setup)) / budget.workers, 1)
-                for setup in SETUPS
-            }
+            memory = _memory_per_worker(namespace, budget)
             runs = sweep(namespace, urls, rounds, seconds, concurrency)
-            memory_after = {
-                setup: round(memory_mib(_uids(namespace, setup)) / budget.workers, 1)
-                for setup in SETUPS
-            }
+            memory_after = _memory_per_worker(namespace, budget)
             worker_events = [
                 row
                 for setup in SETUPS

@@ -9,14 +9,12 @@ gunicorn's uvloop workers and Node's cluster module, keep-alive clients.
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from wrk import wrk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
+# bench/worker is on sys.path (compare.py puts it there): bench-worker's servers.
 from bench import Server, free_port, running, servers, tree
 
 log = logging.getLogger(__name__)
