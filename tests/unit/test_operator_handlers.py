@@ -1,8 +1,10 @@
 """The wiring: which handlers exist, and how indexed children become Observed."""
 
+from typing import Any
+
 import kopf
 
-from corescale.operator import handlers, scaling
+from corescale.operator import handlers, plan, scaling
 
 
 def _obj(name: str, **labels: str) -> dict[str, object]:
@@ -17,7 +19,6 @@ def test_register_wires_every_trigger() -> None:
         "deployment_index",
         "service_index",
         "budget_index",
-        "pod_index",
         "slice_index",
     }
     assert [h.id for h in registry._changing.get_all_handlers()] == ["reconcile"] * 3
@@ -25,7 +26,8 @@ def test_register_wires_every_trigger() -> None:
     assert not registry._spawning.get_all_handlers()
     assert not any(h.requires_finalizer for h in registry._changing.get_all_handlers())
     watching = [str(h.id) for h in registry._watching.get_all_handlers()]
-    assert watching.count("on_child_event") == 5
+    # Deployments, Services, budgets, EndpointSlices; the pods are podwatch.py's.
+    assert watching.count("on_child_event") == 4
 
 
 def test_observed_picks_this_clusters_children_by_mode() -> None:
@@ -59,11 +61,29 @@ def test_observed_picks_this_clusters_children_by_mode() -> None:
     assert [found["metadata"]["name"] for found in seen.endpoint_slices] == ["hello-x1"]
 
 
-def test_indexed_copies_drop_managed_fields_except_for_coreclusters() -> None:
-    body = {"kind": "X", "metadata": {"name": "a", "managedFields": [{"manager": "m"}]}}
+def test_indexed_copies_drop_managed_fields_except_who_set_replicas() -> None:
+    replicas = {
+        "manager": "kubectl-client-side-apply",
+        "operation": "Update",
+        "time": "2026-11-30T10:00:00Z",
+        "fieldsV1": {"f:spec": {"f:replicas": {}, "f:cpu": {}}, "f:metadata": {"f:labels": {}}},
+    }
+    status = {"manager": "corescale-operator", "fieldsV1": {"f:status": {"f:conditions": {}}}}
+    body: dict[str, Any] = {
+        "kind": "X",
+        "metadata": {"name": "a", "managedFields": [replicas, status]},
+    }
     assert "managedFields" not in handlers._trimmed(body)["metadata"]
-    assert handlers._trimmed(body, True)["metadata"]["managedFields"] == [{"manager": "m"}]
-    assert "managedFields" in body["metadata"]
+    kept = handlers._trimmed(body, True)["metadata"]["managedFields"]
+    assert kept == [
+        {
+            "manager": "kubectl-client-side-apply",
+            "time": "2026-11-30T10:00:00Z",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}},
+        }
+    ]
+    assert plan.replicas_changed_by(kept) == plan.replicas_changed_by([replicas, status])
+    assert body["metadata"]["managedFields"] == [replicas, status]
 
 
 def test_pod_summary_keeps_only_what_status_and_the_autoscaler_read() -> None:

@@ -21,7 +21,8 @@ event on every attempt, where the reconcile already reports each new
 problem once in the status, an event and one log line.
 
 The children are read from kopf indexes, in-memory views that kopf keeps
-current from its watches, so a reconcile that finds nothing to change makes
+current from its watches (the pods from podwatch.py's store, which the
+operator keeps current itself), so a reconcile that finds nothing to change makes
 no API call at all. kopf passes each index to every handler as a keyword
 named by its id (INDEXES); handlers name the keywords they use and take the
 rest, the indexes among them, as ``**indexes``. Handlers are registered by
@@ -32,13 +33,14 @@ module has no side effects and the operator runs on its own registry.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from corescale.operator import kube, scaling, status
+from corescale.operator import kube, plan, scaling, status
 from corescale.operator.gather import Gatherer, Target
 from corescale.operator.kube import KubeError
 from corescale.operator.names import (
@@ -52,6 +54,7 @@ from corescale.operator.names import (
     SLICE_MANAGER_LABEL,
 )
 from corescale.operator.own_writes import version
+from corescale.operator.podwatch import PodStore, PodWatch
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
@@ -70,11 +73,13 @@ Key = tuple[str, str]
 
 
 def _trimmed(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict[str, Any]:
-    """A plain copy of a watched object, without the bulky managedFields."""
+    """A plain copy of a watched object, without the bulky managedFields (or,
+    for a CoreCluster, with only the entries plan.replicas_changed_by reads)."""
     plain = {key: value for key, value in body.items() if key != "metadata"}
     metadata = dict(body.get("metadata", {}))
-    if not keep_managed_fields:
-        metadata.pop("managedFields", None)
+    managed = metadata.pop("managedFields", None)
+    if keep_managed_fields and managed is not None:
+        metadata["managedFields"] = plan.replica_owners(managed)
     return plain | {"metadata": metadata}
 
 
@@ -103,7 +108,7 @@ def _index_child(
 
 # The indexes, by the id kopf registers each under, which is also the keyword
 # under which kopf passes it to every handler: (resource, label filter, what
-# to keep of each object).
+# to keep of each object). POD_INDEX is where _views adds the pod store.
 CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX, SLICE_INDEX = (
     "cc_index",
     "deployment_index",
@@ -117,12 +122,14 @@ INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[...
     DEPLOYMENT_INDEX: (CHILDREN["deployments"], OURS, _index_child(_trimmed)),
     SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
     BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
-    POD_INDEX: (CHILDREN["pods"], OURS, _index_child(scaling.pod_summary)),
     SLICE_INDEX: (CHILDREN["endpointslices"], SLICES, _index_child(status.slice_summary)),
 }
+"""The pods are not among them: podwatch.py watches those itself (its docstring
+says why), and they reach the reconciles under POD_INDEX all the same (_views)."""
 CHILD_LABELS = {
     resource: SLICES if resource == CHILDREN["endpointslices"] else OURS
-    for resource in CHILDREN.values()
+    for kind, resource in CHILDREN.items()
+    if kind != "pods"
 }
 
 
@@ -198,6 +205,9 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
                 "installed? (CORESCALE_PEERING= runs without peering)"
             ) from exc
     memo["reconciler"] = Reconciler(api, ours)
+    memo["pods"] = PodStore()
+    memo["pod_watch"] = PodWatch(api, ours.namespaces, memo["pods"])
+    memo["pod_watch_task"] = asyncio.create_task(memo["pod_watch"].run(), name="corescale pods")
     # Each resource handler gets a shallow copy of this memo: what handlers
     # share lives in containers made here, which every copy refers to.
     memo["autoscaler"] = {}  # filled by the first resource handler: _start_autoscaler
@@ -247,18 +257,49 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
 
 
 def _keep_indexes(memo: kopf.Memo, indexes: Mapping[str, Any]) -> dict[str, Any]:
-    """kopf's indexes, kept where timers and the autoscaler, which kopf does
-    not call with them, can read them (the live views, not a copy)."""
+    """kopf's indexes and the pods, kept where timers and the autoscaler, which
+    kopf does not call with them, can read them (the live views, not a copy)."""
     kept: dict[str, Any] = memo["indexes"]
     if not kept:
-        kept.update({index_id: indexes[index_id] for index_id in INDEXES})
+        kept.update(_views(memo, indexes))
     return kept
 
 
+def _views(memo: kopf.Memo, indexes: Mapping[str, Any]) -> dict[str, Any]:
+    """kopf's indexes with the pods of podwatch.py under POD_INDEX."""
+    return {index_id: indexes[index_id] for index_id in INDEXES} | {POD_INDEX: memo["pods"]}
+
+
+def _follow_pods(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+    """Reconcile a CoreCluster when its pods change, from the first resource handler on.
+
+    The reconcile posts events, which needs the context of kopf's resource
+    processing; the pod watch runs outside it, so each reconcile it causes
+    runs in a copy of the context of the handler call that set this up.
+    Changes before that call need nothing: every CoreCluster's first
+    reconcile reads its pods anyway.
+    """
+    watch: PodWatch = memo["pod_watch"]
+    if watch.on_change is not None:
+        return
+    kept = _keep_indexes(memo, indexes)
+    running: set[asyncio.Task[None]] = memo["retrying"]
+    context = contextvars.copy_context()
+
+    def changed(key: Key) -> None:
+        if not kept[CC_INDEX].get(key):
+            return  # its CoreCluster is gone; garbage collection removes the pods
+        task = asyncio.create_task(_run(memo, key, snapshot(key, kept), soon=True), context=context)
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    watch.on_change = changed
+
+
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("autoscaler", {}).get("task")
-    if task is not None:
-        task.cancel()
+    for task in (memo.get("autoscaler", {}).get("task"), memo.get("pod_watch_task")):
+        if task is not None:
+            task.cancel()
     for pending in memo.get("retries", {}).values():
         pending.cancel()
     if "reconciler" in memo:
@@ -266,7 +307,13 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 async def _run(memo: kopf.Memo, key: Key, take: Snapshot, *, soon: bool) -> None:
-    """One reconcile, then the retry its outcome calls for."""
+    """One reconcile, then the retry its outcome calls for.
+
+    Not before every pod has been listed once: a reconcile that saw no pods
+    would report no worker ready, and write that.
+    """
+    pods: PodStore = memo["pods"]
+    await pods.synced.wait()
     reconciler = _reconciler(memo)
     try:
         if soon:
@@ -312,7 +359,8 @@ async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> No
     """Create, update, resume: reconcile; a failure is retried by :func:`_retry_later`."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     _start_autoscaler(memo, indexes)
-    await _run(memo, key, snapshot(key, indexes, body), soon=False)
+    _follow_pods(memo, indexes)
+    await _run(memo, key, snapshot(key, _views(memo, indexes), body), soon=False)
 
 
 async def on_corecluster_event(
@@ -334,9 +382,10 @@ async def on_child_event(
         return
     key = _child_key(namespace, labels)
     _start_autoscaler(memo, indexes)
+    _follow_pods(memo, indexes)
     if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
-    await _run(memo, key, snapshot(key, indexes), soon=True)
+    await _run(memo, key, snapshot(key, _views(memo, indexes)), soon=True)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

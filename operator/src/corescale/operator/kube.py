@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -302,6 +303,62 @@ class Kube:
             except KubeError as exc:
                 if exc.status != 409:  # 409: it exists already, which is the goal
                     raise
+
+    async def list_page(
+        self, path: str, selector: str, limit: int, token: str = ""
+    ) -> dict[str, Any]:
+        """One page of a list: a continue token in ``metadata.continue`` asks for the next."""
+        query = [("labelSelector", selector), ("limit", str(limit))]
+        if token:
+            query.append(("continue", token))
+        result: dict[str, Any] = await self._call("GET", path, f"listing {path}", query=query)
+        return result
+
+    async def watch(
+        self, path: str, selector: str, version: str, seconds: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of a watch from ``version``, one parsed object each, until the
+        server ends it after ``seconds``.
+
+        Read in chunks and split on newlines, not with readline: one event
+        can be larger than aiohttp's line limit.
+        """
+        doing = f"watching {path}"
+        query = [
+            ("labelSelector", selector),
+            ("watch", "true"),
+            ("resourceVersion", version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(seconds)),
+        ]
+        timeout = aiohttp.ClientTimeout(sock_connect=30, sock_read=seconds + 30)
+        try:
+            response = await self.api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (ApiException, OSError, TimeoutError) as exc:
+            raise _error(exc, doing) from exc
+        async with response:
+            if response.status != 200:
+                refused = ApiException(status=response.status, reason=response.reason)
+                refused.body = await response.text()
+                raise _error(refused, doing)
+            pending = b""
+            try:
+                async for chunk in response.content.iter_any():
+                    lines = (pending + chunk).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise _error(exc, doing) from exc
 
     async def close(self) -> None:
         await self.api.close()
