@@ -16,16 +16,14 @@ from corescale.worker.scoreboard import FILE_NAME, Scoreboard, Slot, SlotState
 
 def enter(slot: Slot, started: float) -> None:
     """What the request gate (health.py) writes when a request enters the app."""
-    slot.in_flight += 1
-    slot.in_flight_since += started
+    slot.entered.append(started)
 
 
 def leave(slot: Slot, status: int, seconds: float, started: float) -> None:
     """What the request gate writes when a request leaves the app."""
+    slot.left.append(started)
     slot.durations.append(seconds)
     slot.statuses.append(status)
-    slot.in_flight -= 1
-    slot.in_flight_since -= started
 
 
 def values(page: str) -> dict[str, float]:

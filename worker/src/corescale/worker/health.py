@@ -73,12 +73,12 @@ class RequestGate:
     def wrap(self, handler: RequestHandler) -> RequestHandler:
         """`handler` behind the reserved paths, the request figures and the closing flag.
 
-        The figures go straight into the slot's fields and lists (scoreboard.py
-        says why); the clock and the lists are bound once, here, not looked up
-        per request.
+        The figures go straight into the slot's lists (scoreboard.py says
+        why); the clock and the lists are bound once, here, not looked up per
+        request.
         """
         slot = self._slot
-        durations, statuses = slot.durations, slot.statuses
+        entered, left, durations, statuses = slot.entered, slot.left, slot.durations, slot.statuses
         clock = time.perf_counter
 
         async def gated(request: web.BaseRequest) -> web.StreamResponse:
@@ -89,8 +89,7 @@ class RequestGate:
                 response: web.StreamResponse = self.reserved(path, request.method)
             else:
                 started = clock()
-                slot.in_flight += 1
-                slot.in_flight_since += started
+                entered.append(started)
                 status = 500
                 try:
                     response = await handler(request)
@@ -104,10 +103,9 @@ class RequestGate:
                     status = CLIENT_CLOSED
                     raise
                 finally:
+                    left.append(started)
                     durations.append(clock() - started)
                     statuses.append(status)
-                    slot.in_flight -= 1
-                    slot.in_flight_since -= started
             if self.closing:
                 response.force_close()
             return response
