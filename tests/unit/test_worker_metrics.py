@@ -81,9 +81,10 @@ def test_a_publish_sorts_durations_into_buckets_as_prometheus_does(tmp_path: Pat
     try:
         metrics.claim(0, 100)
         slot = metrics.slot(0)
-        for seconds in (0.001, 0.0011, 0.0005, 10.0, 10.5, 0.0025):
-            enter(slot, 1.0)
-            leave(slot, 200, seconds, 1.0)
+        for index, seconds in enumerate((0.001, 0.0011, 0.0005, 10.0, 10.5, 0.0025)):
+            started = 123456.789 + index / 7  # start times that do not add up exactly
+            enter(slot, started)
+            leave(slot, 200, seconds, started)
         enter(slot, 1.0)
         leave(slot, 999, 0.0001, 1.0)  # no such code: timed, not counted by code
         slot.publish()
@@ -104,6 +105,11 @@ def test_a_publish_sorts_durations_into_buckets_as_prometheus_does(tmp_path: Pat
     assert page['corescale_requests_total{worker="0",code="200"}'] == 6
     assert page['corescale_requests_total{worker="0",code="404"}'] == 1
     assert not any('code="999"' in key for key in page)
+    # Nothing in flight: no age left over from rounding the start times.
+    assert (
+        page['corescale_request_busy_seconds_total{worker="0"}']
+        == page['corescale_request_duration_seconds_sum{worker="0"}']
+    )
 
 
 def test_a_slot_keeps_counting_across_processes_and_folds_in_cpu(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ CORESCALE_METRICS_DIR when that is set, else anonymous shared memory). The
 request gate (health.py) notes each request in plain Python lists: its start
 time when it enters the app; its start time again, its duration and its
 status when it leaves. A list append is the cheapest thing Python does on
-the hot path, where the histogram's bucket search and the
-per-code arithmetic cost more than the rest of the counting together
-(callgrind, docs/worker.md). The slot folds the lists into the shared
+the hot path, where the histogram's bucket search and the per-code
+arithmetic cost more than the rest of the counting together (callgrind,
+docs/worker.md). The slot folds the lists into the shared
 counters on every heartbeat (twice a second), before it answers /metrics,
 and when it stops: sorted once, the durations fall into the buckets with one
 bisection per bucket, not one per request. No locks, no system calls per
@@ -149,7 +149,10 @@ class Slot:
         view, base = self._view, self._base
         entered, left = self.entered, self.left
         self._in_flight += len(entered) - len(left)
-        self._in_flight_since += sum(entered) - sum(left)
+        # Exactly zero with nothing in flight: rounding never piles up.
+        self._in_flight_since = (
+            self._in_flight_since + sum(entered) - sum(left) if self._in_flight else 0.0
+        )
         entered.clear()
         left.clear()
         durations = self.durations
