@@ -17,6 +17,7 @@ import argparse
 import http.client
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,29 +98,46 @@ def count(server: Server, port: int, folder: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="servers take turns this many times: the count of the same code moves by a few "
+        "thousand between processes (CPython's method cache), so compare ranges",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    rows: list[tuple[str, float]] = []
+    counts: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="callgrind-") as folder:
-        port = free_port()
-        # The benchmark's own one-worker Python servers, with the same commands.
-        for server in servers(port):
-            if server.workers == 1 and not server.name.startswith("node"):
-                log.info("callgrind: %s", server.name)
-                rows.append((server.name, count(server, port, Path(folder))))
-    anchor = dict(rows)["gunicorn -w 1"]
+        for round_number in range(args.rounds):
+            port = free_port()
+            # The benchmark's own one-worker Python servers, with the same commands.
+            for server in servers(port):
+                if server.workers == 1 and not server.name.startswith("node"):
+                    log.info(
+                        "callgrind, round %d/%d: %s", round_number + 1, args.rounds, server.name
+                    )
+                    run = Path(folder) / str(round_number)
+                    run.mkdir(exist_ok=True)
+                    counts.setdefault(server.name, []).append(count(server, port, run))
+    anchor = statistics.median(counts["gunicorn -w 1"])
     lines = [
         "# Instructions per request",
         "",
         f"`bench/worker/instructions.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
         f"each server under valgrind's callgrind, {REQUESTS} sequential `/` requests on one "
         f"keep-alive connection after {WARM_UP} to warm up; user-space instructions of all the "
-        "server's processes over the requests. Python "
-        f"{sys.version.split()[0]}.",
+        f"server's processes over the requests; {args.rounds} round(s), the servers taking "
+        f"turns. Python {sys.version.split()[0]}.",
         "",
-        "| server | instructions per request | relative to gunicorn -w 1 |",
-        "| --- | --- | --- |",
-        *(f"| {name} | {value:,.0f} | {value / anchor:.2f} |" for name, value in rows),
+        "| server | instructions per request (median) | per round | relative to gunicorn -w 1 |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {name} | {statistics.median(values):,.0f} | "
+            f"{', '.join(f'{value:,.0f}' for value in values)} | "
+            f"{statistics.median(values) / anchor:.2f} |"
+            for name, values in counts.items()
+        ),
         "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)

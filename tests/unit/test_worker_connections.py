@@ -97,3 +97,69 @@ def test_the_worker_server_gets_the_handler_arguments_of_aiohttps_own() -> None:
             await runner.cleanup()
 
     asyncio.run(check())
+
+
+def test_a_read_waits_its_turn_only_behind_another_connections_request() -> None:
+    """Parsed at once on an idle server; behind the loop's queue while another request is open."""
+
+    async def check() -> None:
+        release = asyncio.Event()
+
+        async def hold(request: web.Request) -> web.Response:
+            await release.wait()
+            return web.Response(text="held\n")
+
+        async def hello(request: web.Request) -> web.Response:
+            return web.Response(text="hello\n")
+
+        app = web.Application()
+        app.router.add_get("/hold", hold)
+        app.router.add_get("/", hello)
+        runner = connections.WorkerAppRunner(app, header_timeout=60, keepalive_timeout=60)
+        await runner.setup()
+        server = runner.server
+        assert isinstance(server, connections.WorkerServer)
+        pairs = [socket.socketpair() for _ in range(2)]
+        handlers: list[connections.TimedRequestHandler] = []
+
+        def factory() -> web.RequestHandler:
+            handler = server()
+            assert isinstance(handler, connections.TimedRequestHandler)
+            handlers.append(handler)
+            return handler
+
+        loop = asyncio.get_running_loop()
+        try:
+            for ours, _ in pairs:
+                await loop.connect_accepted_socket(factory, ours)
+            first, second = handlers
+            # Nobody else has a request open: the head is parsed in this very call.
+            first.data_received(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert not connections.waiting_for_head(first)
+            await _wait_for(lambda: first._request_in_progress)
+            # The first connection's request is open: the second one's read
+            # waits for the callbacks already queued, then is parsed and
+            # answered (below) while the first is still held.
+            second.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert connections.waiting_for_head(second)
+            for _, theirs in pairs:
+                theirs.setblocking(False)
+            answers = [b"", b""]
+            while b"held\n" not in answers[0] or b"hello\n" not in answers[1]:
+                await asyncio.sleep(0.005)
+                for index, (_, theirs) in enumerate(pairs):
+                    with contextlib.suppress(BlockingIOError):
+                        answers[index] += theirs.recv(4096)
+                if b"hello\n" in answers[1]:
+                    release.set()
+            # Both answered: the next read on either is parsed at once again.
+            await _wait_for(lambda: connections.waiting_for_head(first))
+            await _wait_for(lambda: connections.waiting_for_head(second))
+            second.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert not connections.waiting_for_head(second)
+        finally:
+            for _, theirs in pairs:
+                theirs.close()
+            await runner.cleanup()
+
+    asyncio.run(check())

@@ -34,14 +34,21 @@ in just after the poll (the last answer of a long turn of CPU-bound
 requests) thus went to the back of the next turn, and stayed there: the
 same connections waited a whole extra turn again and again, and the p99 of
 `/cpu?ms=1` was 1.4 times gunicorn's asyncio worker's on a quiet machine
-(issue 15, point 7; docs/worker.md). So each read is handed on with
+(issue 15, point 7; docs/worker.md). So a read is handed on with
 `call_soon`, behind what is already queued, as asyncio does: every
-connection then takes the same path, first come, first served.
+connection then takes the same path, first come, first served. The reads
+that arrive in one poll wait together, in one callback (ReadQueue), not one
+each. And a read is parsed at once when nothing can be queued ahead of it
+that it would overtake: no other connection of this process has a request
+head parsed and not yet answered, and no earlier read waits. There the
+deferral changed no order and cost a callback and a turn of the loop, about
+4 % of a `/` request's instructions (docs/worker.md).
 
 aiohttp's public API does not reach all of this. Each private part it needs
-is read in one place: `waiting_for_head` and `handler_arguments` below, and
-`WorkerAppRunner._make_server`; tests/unit/test_worker_connections.py checks
-each against the installed aiohttp.
+is read in one place: `waiting_for_head` (and, inline because it runs on
+every read, `TimedRequestHandler.data_received`), `handler_arguments` below,
+and `WorkerAppRunner._make_server`; tests/unit/test_worker_connections.py
+checks each against the installed aiohttp.
 """
 
 from __future__ import annotations
@@ -61,9 +68,9 @@ def waiting_for_head(handler: web.RequestHandler) -> bool:
 
     aiohttp has no public way to ask. Its handler keeps the parsed requests
     not yet answered in `_messages` and marks the one being answered with
-    `_request_in_progress`; this is the one place that reads them, and
-    tests/unit/test_worker_connections.py checks both on the installed
-    aiohttp with a real connection.
+    `_request_in_progress`; this and TimedRequestHandler.data_received are
+    the places that read them, and tests/unit/test_worker_connections.py
+    checks both on the installed aiohttp with a real connection.
     """
     return not handler._messages and not handler._request_in_progress
 
@@ -81,12 +88,57 @@ def handler_arguments(server: web.Server) -> dict[str, Any]:
 
 _parse = web.RequestHandler.data_received
 """aiohttp's own data_received, called directly: the cheapest call per read."""
+_log_access = web.RequestHandler.log_access
+
+
+class ReadQueue:
+    """The reads of one server's connections that wait for their turn (module docstring).
+
+    `busy` counts the connections with a request head parsed and not yet
+    answered: while there are any, or reads already wait, a new read joins
+    the queue, and one callback parses the whole queue behind what was
+    already scheduled. A connection counts as busy from the read that
+    completes its head until aiohttp logs the answer (or the connection is
+    lost), so one waiting on a slow backend or holding a WebSocket keeps
+    every read deferred: the order then stays as fair as before, at the
+    deferral's cost.
+    """
+
+    __slots__ = ("_loop", "busy", "flushing", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.pending: list[tuple[TimedRequestHandler, bytes]] = []
+        self.busy = 0
+        self.flushing = False
+        """True while the queue is being parsed: those reads are not deferred again."""
+
+    def defer(self, handler: TimedRequestHandler, data: bytes) -> None:
+        if not self.pending:
+            self._loop.call_soon(self._flush)
+        self.pending.append((handler, data))
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        self.flushing = True
+        try:
+            for handler, data in batch:
+                try:
+                    handler.data_received(data)
+                except Exception as exc:
+                    # What the loop does with a failing callback: one bad
+                    # connection must not lose the reads of the others.
+                    self._loop.call_exception_handler(
+                        {"message": "deferred read failed", "exception": exc, "protocol": handler}
+                    )
+        finally:
+            self.flushing = False
 
 
 class TimedRequestHandler(web.RequestHandler):
-    """aiohttp's connection handler, closing connections whose request head is too slow."""
+    """aiohttp's connection handler: slow request heads closed, reads taken in order."""
 
-    __slots__ = ("_event_loop", "_header_handle", "_header_timeout")
+    __slots__ = ("_busy", "_event_loop", "_header_handle", "_header_timeout", "_reads")
 
     def __init__(
         self,
@@ -94,41 +146,64 @@ class TimedRequestHandler(web.RequestHandler):
         *,
         loop: asyncio.AbstractEventLoop,
         header_timeout: float,
+        reads: ReadQueue,
         **kwargs: Any,
     ) -> None:
         super().__init__(manager, loop=loop, **kwargs)
         self._event_loop = loop
         self._header_timeout = header_timeout
         self._header_handle: asyncio.TimerHandle | None = None
+        self._reads = reads
+        self._busy = False
+        """Whether this connection counts in `reads.busy`."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._start_header_clock()
 
     def data_received(self, data: bytes) -> None:
-        if data:
+        reads = self._reads
+        # aiohttp itself calls data_received(b"") to parse what it has
+        # buffered before it decides whether to resume reading: at once.
+        if data and not reads.flushing and (reads.pending or reads.busy > self._busy):
             # Behind the callbacks already queued (module docstring); the
             # loop runs connection_lost through call_soon too, so it still
             # comes after the last data.
-            self._event_loop.call_soon(self._take, data)
-        else:
-            # aiohttp itself calls data_received(b"") to parse what it has
-            # buffered before it decides whether to resume reading.
-            self._take(data)
-
-    def _take(self, data: bytes) -> None:
+            reads.defer(self, data)
+            return
         _parse(self, data)
-        if not waiting_for_head(self):
+        # waiting_for_head, inline (it runs on every read).
+        if self._messages:
             if self._header_handle is not None:
                 self._header_handle.cancel()
                 self._header_handle = None
-        elif self._header_handle is None:
+            if not self._busy:
+                self._busy = True
+                reads.busy += 1
+        elif self._request_in_progress:
+            if self._header_handle is not None:
+                self._header_handle.cancel()
+                self._header_handle = None
+        elif self._header_handle is None and self.transport is not None:
             self._start_header_clock()
+
+    def log_access(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float | None
+    ) -> None:
+        """aiohttp's call after every answer: with no request left, the connection is idle."""
+        if self._busy and not self._messages:
+            self._busy = False
+            self._reads.busy -= 1
+        if self.access_logger is not None:
+            _log_access(self, request, response, time)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._header_handle is not None:
             self._header_handle.cancel()
             self._header_handle = None
+        if self._busy:
+            self._busy = False
+            self._reads.busy -= 1
         super().connection_lost(exc)
 
     def _start_header_clock(self) -> None:
@@ -164,6 +239,7 @@ class WorkerServer(web.Server):
             **self._handler_kwargs,
         )
         self._header_timeout = header_timeout
+        self._reads = ReadQueue(self._handler_loop)
         self.open_connections = 0
         self.on_count: Callable[[int], None] | None = None
         """Called with the new count whenever a connection opens or closes."""
@@ -187,6 +263,7 @@ class WorkerServer(web.Server):
             self,
             loop=self._handler_loop,
             header_timeout=self._header_timeout,
+            reads=self._reads,
             **self._handler_kwargs,
         )
 
