@@ -283,15 +283,12 @@ def _follow_pods(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
     if watch.on_change is not None:
         return
     kept = _keep_indexes(memo, indexes)
-    running: set[asyncio.Task[None]] = memo["retrying"]
     context = contextvars.copy_context()
 
     def changed(key: Key) -> None:
         if not kept[CC_INDEX].get(key):
             return  # its CoreCluster is gone; garbage collection removes the pods
-        task = asyncio.create_task(_run(memo, key, snapshot(key, kept), soon=True), context=context)
-        running.add(task)
-        task.add_done_callback(running.discard)
+        _spawn(memo, key, snapshot(key, kept), context)
 
     watch.on_change = changed
 
@@ -331,6 +328,22 @@ async def _run(memo: kopf.Memo, key: Key, take: Snapshot, *, soon: bool) -> None
     _retry_later(memo, key, outcome)
 
 
+def _spawn(
+    memo: kopf.Memo, key: Key, take: Snapshot, context: contextvars.Context | None = None
+) -> None:
+    """A reconcile "soon" as a task of its own, kept until it ends.
+
+    Child events do not wait for the reconcile they cause: kopf's worker for
+    the child is then free at once, and while a reconcile waits for its turn
+    (CONCURRENT_RUNS) the child's later events are folded by kopf into the
+    newest, instead of piling up parsed in its queue.
+    """
+    running: set[asyncio.Task[None]] = memo["retrying"]
+    task = asyncio.create_task(_run(memo, key, take, soon=True), context=context)
+    running.add(task)
+    task.add_done_callback(running.discard)
+
+
 def _retry_later(memo: kopf.Memo, key: Key, outcome: Outcome) -> None:
     """Replace the CoreCluster's pending retry with the one ``outcome`` calls for (or none)."""
     retries: dict[Key, asyncio.TimerHandle] = memo["retries"]
@@ -342,15 +355,12 @@ def _retry_later(memo: kopf.Memo, key: Key, outcome: Outcome) -> None:
         return
     ours: Settings = memo["settings"]
     delay = TRANSIENT_DELAY if outcome.transient else ours.resync_seconds
-    running: set[asyncio.Task[None]] = memo["retrying"]
 
     def fire() -> None:
         retries.pop(key, None)
         if not memo["indexes"][CC_INDEX].get(key):
             return  # deleted meanwhile
-        task = asyncio.create_task(_run(memo, key, snapshot(key, memo["indexes"]), soon=True))
-        running.add(task)
-        task.add_done_callback(running.discard)
+        _spawn(memo, key, snapshot(key, memo["indexes"]))
 
     retries[key] = asyncio.get_running_loop().call_later(delay, fire)
 
@@ -385,7 +395,7 @@ async def on_child_event(
     _follow_pods(memo, indexes)
     if not indexes[CC_INDEX].get(key):
         return  # its CoreCluster is gone; garbage collection removes the child
-    await _run(memo, key, snapshot(key, _views(memo, indexes)), soon=True)
+    _spawn(memo, key, snapshot(key, _views(memo, indexes)))
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
