@@ -98,7 +98,7 @@ bench-compare: deps venv cluster image ## one-CPU pods against prefork on the sa
 	$(PY) bench/compare/compare.py $(COMPARE)
 
 SCALE ?= --nodes 100 --clusters 100 --workers 1000
-bench-scale: venv cluster ## the operator at scale on KWOK nodes (SCALE="--nodes N --clusters M --workers W"): table, JSON and plot
+bench-scale: venv cluster ## the operator at scale: 500 KWOK nodes, 1,000 CoreClusters, 10,000 workers, about 25 minutes (SCALE="--nodes N --clusters M --workers W"): table, JSON and plot
 	$(PY) bench/scale/run.py $(SCALE)
 
 clean: ## remove build output (both caches under ~/.cache stay)
