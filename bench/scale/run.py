@@ -354,7 +354,7 @@ def report(r: dict[str, Any]) -> str:
     per_cluster = r["ready"]["writes"] / r["clusters"]
     measures = [
         ("nodes Ready (KWOK)", f"{r['nodes_ready_s']} s"),
-        ("apply -> all CoreClusters Ready", f"{r['all_ready_s']} s"),
+        ("create -> all CoreClusters Ready", f"{r['all_ready_s']} s"),
         ("operator RSS idle / all Ready / after changes / after restart", f"{rss} MiB"),
         ("operator CPU until all Ready", f"{r['ready']['cpu_s'] - r['idle']['cpu_s']:.1f} s"),
         ("operator writes until all Ready", f"{r['ready']['writes']} ({per_cluster:.1f} each)"),
