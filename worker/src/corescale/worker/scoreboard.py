@@ -36,6 +36,7 @@ import logging
 import mmap
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -171,9 +172,9 @@ class Slot:
             durations.clear()
         statuses = self.statuses
         if statuses:
-            for status in set(statuses):
+            for status, count in Counter(statuses).items():
                 if _LOWEST_CODE <= status <= _HIGHEST_CODE:
-                    view[base + _CODE0 + status - _LOWEST_CODE] += statuses.count(status)
+                    view[base + _CODE0 + status - _LOWEST_CODE] += count
             statuses.clear()
         view[base + _IN_FLIGHT] = float(self._in_flight)
         view[base + _AGES] = self._in_flight * time.perf_counter() - self._in_flight_since
