@@ -10,16 +10,18 @@ the benchmark's namespace. Measured:
   and on one node, once all are Ready;
 * the operator's RSS and CPU seconds (from /proc) at each phase's end;
 * spec change -> Deployment updated, while all M exist: a pod annotation
-  patched into one CoreCluster until its Deployment's template carries it;
+  patched into one CoreCluster (one HTTP PATCH through kubectl proxy) until
+  a watch event shows its Deployment's template carrying it (client.py);
 * API requests: deltas of the API server's ``apiserver_request_total`` per
   phase. That metric has no label naming the client, so requests are
   attributed by resource: every request on coreclusters is the operator's
   (nothing else reads or writes them), and writes to deployments, services
   and poddisruptionbudgets (not their status) are the operator's too. Reads
   of those resources are shared with the controllers and not attributed;
-* a restart: the operator stopped and started again (at debug log level)
-  until its log names every CoreCluster's reconcile, and the attributed
-  writes of that restart (zero where nothing changed).
+* a restart: the operator stopped and started again until its own metrics
+  count every CoreCluster reconciled (corescale_operator_coreclusters), and
+  the attributed writes of that restart (zero where nothing changed);
+* RSS is sampled at each phase's end, and the peak (VmHWM) beside it.
 
 Results go to bench/results/scale.{json,md,png} (or --out). A benchmark, not
 a test: no figure is asserted; --quick is the small version the e2e suite
@@ -49,13 +51,15 @@ from corescale.operator.placement import ZONE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from bench.scale.client import DeploymentWatch, Proxy  # noqa: E402
 from tests.e2e.operator_helpers import OperatorProcess  # noqa: E402 - root on sys.path
-from tests.kube import kubectl, wait_for  # noqa: E402
+from tests.kube import http_get, kubectl, wait_for  # noqa: E402
 
 CLUSTER_SH = ROOT / "hack" / "cluster.sh"
 log = logging.getLogger("bench.scale")
 WRITES = ("APPLY", "PATCH", "CREATE", "UPDATE", "DELETE", "DELETECOLLECTION")
 OPERATOR_WRITES = {"deployments", "services", "poddisruptionbudgets"}
+CHANGE_ANNOTATION = "bench.corescale.dev/change"
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
@@ -94,10 +98,12 @@ def attributed(
 def proc_figures(pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     rss = int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
+    peak = int(re.search(r"VmHWM:\s+(\d+)", status)[1])  # type: ignore[index]
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return {
         "rss_mib": round(rss / 1024, 1),
+        "peak_rss_mib": round(peak / 1024, 1),
         "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 1),
     }
 
@@ -223,34 +229,35 @@ def percentile(samples: list[float], p: float) -> float:
 
 
 def change_to_deployment(namespace: str, clusters: int, changes: int) -> list[float]:
-    samples = []
-    for i in range(changes):
-        name = f"c{(i * 7919) % clusters:04d}"
-        mark = f"change-{i}"
-        patch = json.dumps({"spec": {"podAnnotations": {"bench.corescale.dev/change": mark}}})
-        t0 = time.monotonic()
-        kubectl("patch", "corecluster", name, "-n", namespace, "--type=merge", "-p", patch)
+    """Patch a pod annotation into one CoreCluster after another; each sample is
+    the time from the PATCH to the watch event of its Deployment carrying it."""
+    proxy = Proxy()
+    watch = DeploymentWatch(proxy, namespace, CHANGE_ANNOTATION)
+    try:
+        samples = []
+        for i in range(changes):
+            name = f"c{(i * 7919) % clusters:04d}"
+            mark = f"change-{secrets.token_hex(4)}"
+            path = f"/apis/corescale.io/v1alpha1/namespaces/{namespace}/coreclusters/{name}"
+            t0 = time.monotonic()
+            proxy.request("PATCH", path, {"spec": {"podAnnotations": {CHANGE_ANNOTATION: mark}}})
+            samples.append(watch.wait(f"{name}-pods", mark, timeout=120) - t0)
+            time.sleep(0.1)  # one change after another, not a burst
+        return samples
+    finally:
+        watch.close()
+        proxy.close()
 
-        def updated(name: str = name, mark: str = mark) -> bool:
-            dep = json.loads(
-                kubectl("get", "deployment", f"{name}-pods", "-n", namespace, "-o", "json")
-            )
-            notes = dep["spec"]["template"]["metadata"].get("annotations") or {}
-            return bool(notes.get("bench.corescale.dev/change") == mark)
 
-        wait_for(f"{name}'s Deployment", updated, timeout=120, interval=0.02)
-        samples.append(time.monotonic() - t0)
-    return samples
-
-
-def seen_all(path: Path, names: set[str], namespace: str) -> bool:
-    seen = set(
-        re.findall(
-            rf"{re.escape(namespace)}/(c\d+): reconcile generation",
-            path.read_text(errors="replace"),
-        )
-    )
-    return seen >= names
+def seen_by_operator(metrics_url: str) -> int:
+    """CoreClusters the operator has reconciled since it started: every
+    reconcile records its conditions in corescale_operator_coreclusters,
+    whether or not it writes, so the Ready series sum to that count."""
+    total = 0.0
+    for line in http_get(metrics_url).splitlines():
+        if line.startswith('corescale_operator_coreclusters{condition="Ready"'):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -311,12 +318,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(2)
         before = requests()
         t0 = time.monotonic()
-        operator.env["CORESCALE_LOG_LEVEL"] = "debug"
         operator.start()
-        names = {f"c{i:04d}" for i in range(args.clusters)}
         wait_for(
             "every CoreCluster seen again",
-            lambda: seen_all(operator.log_path, names, namespace),
+            lambda: seen_by_operator(operator.metrics_url) >= args.clusters,
             timeout=args.timeout,
             interval=0.2,
         )

@@ -14,20 +14,20 @@ def _obj(name: str, **labels: str) -> dict[str, object]:
 def test_register_wires_every_trigger() -> None:
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
-    assert {h.id for h in registry._indexing.get_all_handlers()} == {
-        "cc_index",
-        "deployment_index",
-        "service_index",
-        "budget_index",
-        "slice_index",
-    }
+    # kopf watches the CoreClusters alone; the children are childwatch.py's.
+    assert {h.id for h in registry._indexing.get_all_handlers()} == {"cc_index"}
     assert [h.id for h in registry._changing.get_all_handlers()] == ["reconcile"] * 3
     # No timers or daemons: kopf would put a finalizer on every CoreCluster.
     assert not registry._spawning.get_all_handlers()
     assert not any(h.requires_finalizer for h in registry._changing.get_all_handlers())
     watching = [str(h.id) for h in registry._watching.get_all_handlers()]
-    # Deployments, Services, budgets, EndpointSlices; the pods are podwatch.py's.
-    assert watching.count("on_child_event") == 4
+    assert watching == ["on_corecluster_event"]
+    every = [
+        *registry._watching.get_all_handlers(),
+        *registry._indexing.get_all_handlers(),
+        *registry._changing.get_all_handlers(),
+    ]
+    assert {h.selector.any_name for h in every if h.selector} == {"coreclusters"}
 
 
 def test_observed_picks_this_clusters_children_by_mode() -> None:

@@ -4,8 +4,9 @@ What wakes a reconcile:
 
 * the CoreCluster is created, changed (including ``kubectl scale`` and the
   HPA, which change ``spec.replicas``) or found at startup (resume);
-* any event on a child (Deployment, Service, PodDisruptionBudget, or a pod):
-  this repairs drift within seconds and keeps the status current;
+* a change to a child (Deployment, Service, PodDisruptionBudget,
+  EndpointSlice or pod), as childwatch.py sees it: this repairs drift within
+  seconds and keeps the status current;
 * a retry (:func:`_retry_later`) after a reconcile that could not finish:
   in 5 s when the API call may pass by itself (timeouts, overload), every
   ``CORESCALE_RESYNC_SECONDS`` when the API server refused it (permissions,
@@ -20,12 +21,13 @@ retries used (``kopf.TemporaryError``): kopf logs an ERROR and posts an
 event on every attempt, where the reconcile already reports each new
 problem once in the status, an event and one log line.
 
-The children are read from kopf indexes, in-memory views that kopf keeps
-current from its watches (the pods from podwatch.py's store, which the
-operator keeps current itself), so a reconcile that finds nothing to change makes
-no API call at all. kopf passes each index to every handler as a keyword
-named by its id (INDEXES); handlers name the keywords they use and take the
-rest, the indexes among them, as ``**indexes``. Handlers are registered by
+The CoreClusters are read from a kopf index, an in-memory view that kopf
+keeps current from its watch, and the children from the stores that
+childwatch.py keeps current (its docstring says why not kopf), so a
+reconcile that finds nothing to change makes no API call at all. kopf
+passes its index to every handler as a keyword named by its id (CC_INDEX);
+handlers take it with the rest as ``**indexes``, and the reconciles read
+it and the stores together, by the ids in INDEXES. Handlers are registered by
 :func:`register` rather than by decorators at import, so importing this
 module has no side effects and the operator runs on its own registry.
 """
@@ -35,12 +37,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from corescale.operator import kube, plan, scaling, status
+from corescale.operator.childwatch import ChildStore, ChildWatch, Kind
 from corescale.operator.gather import Gatherer, Target
 from corescale.operator.kube import KubeError
 from corescale.operator.names import (
@@ -54,20 +57,14 @@ from corescale.operator.names import (
     SLICE_MANAGER_LABEL,
 )
 from corescale.operator.own_writes import version
-from corescale.operator.podwatch import PodStore, PodWatch
 from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 from corescale.operator.settings import Settings
 
 log = logging.getLogger(__name__)
 
-OURS: dict[str, Any] = {
-    "app.kubernetes.io/managed-by": MANAGED_BY,
-    CLUSTER_LABEL: kopf.PRESENT,
-}
-SLICES: dict[str, Any] = OURS | {
-    SLICE_MANAGER_LABEL: SLICE_MANAGER,
-    SERVICE_NAME_LABEL: kopf.PRESENT,
-}
+OURS = f"app.kubernetes.io/managed-by={MANAGED_BY},{CLUSTER_LABEL}"
+"""The label selector of every child: the operator's labels, with a CoreCluster named."""
+SLICES = f"{OURS},{SLICE_MANAGER_LABEL}={SLICE_MANAGER},{SERVICE_NAME_LABEL}"
 """The EndpointSlices of the CoreClusters' Services (the controller copies their labels)."""
 Key = tuple[str, str]
 
@@ -83,32 +80,15 @@ def _trimmed(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict
     return plain | {"metadata": metadata}
 
 
-def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key:
-    return (namespace or "", labels[CLUSTER_LABEL])
-
-
 def _index_corecluster(
-    namespace: str, name: str, body: kopf.Body, **_: Any
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[Key, dict[str, Any]]:
-    return {(namespace, name): _trimmed(body, keep_managed_fields=True)}
+    return {(namespace or "", name): _trimmed(body, keep_managed_fields=True)}
 
 
-def _index_child(
-    summary: Callable[[Mapping[str, Any]], dict[str, Any]],
-) -> Callable[..., dict[Key, dict[str, Any]]]:
-    """An indexing function that files ``summary(body)`` of a child under its CoreCluster."""
-
-    def index(
-        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-    ) -> dict[Key, dict[str, Any]]:
-        return {_child_key(namespace, labels): summary(body)}
-
-    return index
-
-
-# The indexes, by the id kopf registers each under, which is also the keyword
-# under which kopf passes it to every handler: (resource, label filter, what
-# to keep of each object). POD_INDEX is where _views adds the pod store.
+# The ids under which the reconciles read the CoreClusters (kopf's index,
+# also the keyword kopf passes it under) and each kind of child (a store of
+# childwatch.py's).
 CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX, SLICE_INDEX = (
     "cc_index",
     "deployment_index",
@@ -117,24 +97,19 @@ CC_INDEX, DEPLOYMENT_INDEX, SERVICE_INDEX, BUDGET_INDEX, POD_INDEX, SLICE_INDEX 
     "pod_index",
     "slice_index",
 )
-INDEXES: dict[str, tuple[tuple[str, ...], Mapping[str, Any] | None, Callable[..., Any]]] = {
-    CC_INDEX: (CORECLUSTERS, None, _index_corecluster),
-    DEPLOYMENT_INDEX: (CHILDREN["deployments"], OURS, _index_child(_trimmed)),
-    SERVICE_INDEX: (CHILDREN["services"], OURS, _index_child(_trimmed)),
-    BUDGET_INDEX: (CHILDREN["budgets"], OURS, _index_child(_trimmed)),
-    SLICE_INDEX: (CHILDREN["endpointslices"], SLICES, _index_child(status.slice_summary)),
+KINDS: dict[str, Kind] = {
+    DEPLOYMENT_INDEX: Kind(*CHILDREN["deployments"], OURS, _trimmed),
+    SERVICE_INDEX: Kind(*CHILDREN["services"], OURS, _trimmed),
+    BUDGET_INDEX: Kind(*CHILDREN["budgets"], OURS, _trimmed),
+    POD_INDEX: Kind(*CHILDREN["pods"], OURS, scaling.pod_summary),
+    SLICE_INDEX: Kind(*CHILDREN["endpointslices"], SLICES, status.slice_summary),
 }
-"""The pods are not among them: podwatch.py watches those itself (its docstring
-says why), and they reach the reconciles under POD_INDEX all the same (_views)."""
-CHILD_LABELS = {
-    resource: SLICES if resource == CHILDREN["endpointslices"] else OURS
-    for kind, resource in CHILDREN.items()
-    if kind != "pods"
-}
+"""What childwatch.py watches of the children, and keeps of each."""
+INDEXES = (CC_INDEX, *KINDS)
 
 
 def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
-    """The children of one CoreCluster, from the indexes kopf passes to every handler."""
+    """The children of one CoreCluster, from the stores by their ids (INDEXES)."""
     name = key[1]
     deployments = {
         d["metadata"]["labels"].get(MODE_LABEL, ""): d
@@ -205,9 +180,15 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
                 "installed? (CORESCALE_PEERING= runs without peering)"
             ) from exc
     memo["reconciler"] = Reconciler(api, ours)
-    memo["pods"] = PodStore()
-    memo["pod_watch"] = PodWatch(api, ours.namespaces, memo["pods"])
-    memo["pod_watch_task"] = asyncio.create_task(memo["pod_watch"].run(), name="corescale pods")
+    stores = {index_id: ChildStore(kind.summary) for index_id, kind in KINDS.items()}
+    watches = [
+        ChildWatch(api, ours.namespaces, kind, stores[index_id]) for index_id, kind in KINDS.items()
+    ]
+    memo["children"] = stores
+    memo["child_watches"] = watches
+    memo["child_tasks"] = [
+        asyncio.create_task(watch.run(), name=f"corescale {watch.kind.plural}") for watch in watches
+    ]
     # Each resource handler gets a shallow copy of this memo: what handlers
     # share lives in containers made here, which every copy refers to.
     memo["autoscaler"] = {}  # filled by the first resource handler: _start_autoscaler
@@ -257,44 +238,42 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
 
 
 def _keep_indexes(memo: kopf.Memo, indexes: Mapping[str, Any]) -> dict[str, Any]:
-    """kopf's indexes and the pods, kept where timers and the autoscaler, which
-    kopf does not call with them, can read them (the live views, not a copy)."""
+    """kopf's index and the children's stores, by the ids in INDEXES, kept where
+    the retries and the autoscaler, which kopf does not call with the index,
+    can read them (the live views, not a copy)."""
     kept: dict[str, Any] = memo["indexes"]
     if not kept:
-        kept.update(_views(memo, indexes))
+        kept[CC_INDEX] = indexes[CC_INDEX]
+        kept.update(memo["children"])
     return kept
 
 
-def _views(memo: kopf.Memo, indexes: Mapping[str, Any]) -> dict[str, Any]:
-    """kopf's indexes with the pods of podwatch.py under POD_INDEX."""
-    return {index_id: indexes[index_id] for index_id in INDEXES} | {POD_INDEX: memo["pods"]}
-
-
-def _follow_pods(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
-    """Reconcile a CoreCluster when its pods change, from the first resource handler on.
+def _follow_children(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+    """Reconcile a CoreCluster when its children change, from the first handler call on.
 
     The reconcile posts events, which needs the context of kopf's resource
-    processing; the pod watch runs outside it, so each reconcile it causes
-    runs in a copy of the context of the handler call that set this up.
-    Changes before that call need nothing: every CoreCluster's first
-    reconcile reads its pods anyway.
+    processing; the child watches run outside it, so each reconcile they
+    cause runs in a copy of the context of the handler call that set this
+    up. Changes before that call need nothing: every CoreCluster's first
+    reconcile reads its children anyway.
     """
-    watch: PodWatch = memo["pod_watch"]
-    if watch.on_change is not None:
+    watches: list[ChildWatch] = memo["child_watches"]
+    if watches[0].on_change is not None:
         return
     kept = _keep_indexes(memo, indexes)
     context = contextvars.copy_context()
 
     def changed(key: Key) -> None:
         if not kept[CC_INDEX].get(key):
-            return  # its CoreCluster is gone; garbage collection removes the pods
+            return  # its CoreCluster is gone; garbage collection removes the children
         _spawn(memo, key, snapshot(key, kept), context)
 
-    watch.on_change = changed
+    for watch in watches:
+        watch.on_change = changed
 
 
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for task in (memo.get("autoscaler", {}).get("task"), memo.get("pod_watch_task")):
+    for task in (memo.get("autoscaler", {}).get("task"), *memo.get("child_tasks", ())):
         if task is not None:
             task.cancel()
     for pending in memo.get("retries", {}).values():
@@ -306,11 +285,13 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def _run(memo: kopf.Memo, key: Key, take: Snapshot, *, soon: bool) -> None:
     """One reconcile, then the retry its outcome calls for.
 
-    Not before every pod has been listed once: a reconcile that saw no pods
-    would report no worker ready, and write that.
+    Not before every kind of child has been listed once: a reconcile that saw
+    no pods would report no worker ready, and one that saw no Deployment
+    would try to create it.
     """
-    pods: PodStore = memo["pods"]
-    await pods.synced.wait()
+    stores: dict[str, ChildStore] = memo["children"]
+    for store in stores.values():
+        await store.synced.wait()
     reconciler = _reconciler(memo)
     try:
         if soon:
@@ -333,10 +314,10 @@ def _spawn(
 ) -> None:
     """A reconcile "soon" as a task of its own, kept until it ends.
 
-    Child events do not wait for the reconcile they cause: kopf's worker for
-    the child is then free at once, and while a reconcile waits for its turn
-    (CONCURRENT_RUNS) the child's later events are folded by kopf into the
-    newest, instead of piling up parsed in its queue.
+    A child's change does not wait for the reconcile it causes: the watch
+    reads on at once, and while a reconcile waits for its turn
+    (CONCURRENT_RUNS) the CoreCluster's later changes fold into it
+    (Reconciler.reconcile_soon) instead of queueing runs of their own.
     """
     running: set[asyncio.Task[None]] = memo["retrying"]
     task = asyncio.create_task(_run(memo, key, take, soon=True), context=context)
@@ -369,8 +350,8 @@ async def on_corecluster(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> No
     """Create, update, resume: reconcile; a failure is retried by :func:`_retry_later`."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     _start_autoscaler(memo, indexes)
-    _follow_pods(memo, indexes)
-    await _run(memo, key, snapshot(key, _views(memo, indexes), body), soon=False)
+    _follow_children(memo, indexes)
+    await _run(memo, key, snapshot(key, _keep_indexes(memo, indexes), body), soon=False)
 
 
 async def on_corecluster_event(
@@ -384,20 +365,6 @@ async def on_corecluster_event(
         log.info("%s/%s: deleted; Kubernetes removes the children it controls", namespace, name)
 
 
-async def on_child_event(
-    namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **indexes: Any
-) -> None:
-    """A child changed or vanished: reconcile its CoreCluster (drift and status)."""
-    if "reconciler" not in memo:
-        return
-    key = _child_key(namespace, labels)
-    _start_autoscaler(memo, indexes)
-    _follow_pods(memo, indexes)
-    if not indexes[CC_INDEX].get(key):
-        return  # its CoreCluster is gone; garbage collection removes the child
-    _spawn(memo, key, snapshot(key, _views(memo, indexes)))
-
-
 def register(registry: kopf.OperatorRegistry) -> None:
     """Attach every handler to ``registry``."""
     # kopf logs in with the same library and the same rules as kube.py
@@ -405,10 +372,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.login(registry=registry)(kopf.login_via_async_client)
     kopf.on.startup(registry=registry)(on_startup)
     kopf.on.cleanup(registry=registry)(on_cleanup)
-    for index_id, (resource, labels, index) in INDEXES.items():
-        kopf.index(*resource, labels=labels, id=index_id, registry=registry)(index)
+    kopf.index(*CORECLUSTERS, id=CC_INDEX, registry=registry)(_index_corecluster)
     for cause in (kopf.on.create, kopf.on.update, kopf.on.resume):
         cause(*CORECLUSTERS, registry=registry, id="reconcile")(on_corecluster)
     kopf.on.event(*CORECLUSTERS, registry=registry)(on_corecluster_event)
-    for resource, labels in CHILD_LABELS.items():
-        kopf.on.event(*resource, labels=labels, registry=registry)(on_child_event)

@@ -349,12 +349,15 @@ class Kube:
                 refused = ApiException(status=response.status, reason=response.reason)
                 refused.body = await response.text()
                 raise _error(refused, doing)
-            pending = b""
+            pending: list[bytes] = []  # the start of a line still arriving
             try:
                 async for chunk in response.content.iter_any():
-                    lines = (pending + chunk).split(b"\n")
-                    pending = lines.pop()
-                    for line in lines:
+                    *complete, rest = chunk.split(b"\n")
+                    if complete:
+                        complete[0] = b"".join([*pending, complete[0]])
+                        pending = []
+                    pending.append(rest)
+                    for line in complete:
                         if line.strip():
                             yield json.loads(line)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:

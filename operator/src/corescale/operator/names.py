@@ -15,17 +15,18 @@ KIND = "CoreCluster"
 PLURAL = "coreclusters"
 
 CORECLUSTERS = (GROUP, VERSION, PLURAL)
-"""The CoreCluster resource as kopf names it."""
-CHILDREN: dict[str, tuple[str, ...]] = {
-    "deployments": ("apps", "v1", "deployments"),
-    "services": ("v1", "services"),
-    "budgets": ("policy", "v1", "poddisruptionbudgets"),
-    "pods": ("v1", "pods"),
-    "endpointslices": ("discovery.k8s.io", "v1", "endpointslices"),
+"""The CoreCluster resource as kopf names it: the one kind kopf watches."""
+CHILDREN: dict[str, tuple[str, str]] = {
+    "deployments": ("/apis/apps/v1", "deployments"),
+    "services": ("/api/v1", "services"),
+    "budgets": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "endpointslices": ("/apis/discovery.k8s.io/v1", "endpointslices"),
+    "pods": ("/api/v1", "pods"),
 }
-"""What a CoreCluster owns or causes, as kopf names the resources. The
-EndpointSlices of its Service carry its labels too: the EndpointSlice
-controller copies the Service's labels onto them."""
+"""What a CoreCluster owns or causes, as (the API group's path, the resource),
+which childwatch.py lists and watches. The EndpointSlices of its Service
+carry its labels too: the EndpointSlice controller copies the Service's
+labels onto them."""
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 """On an EndpointSlice: the Service it lists the endpoints of."""
 SLICE_MANAGER_LABEL = "endpointslice.kubernetes.io/managed-by"
