@@ -97,7 +97,7 @@ COMPARE ?=
 bench-compare: deps venv cluster image ## one-CPU pods against prefork on the same CPU budget, on the cluster and the host (COMPARE="--workers 2 --cpu-per-worker 500m ..."; about 20 minutes)
 	$(PY) bench/compare/compare.py $(COMPARE)
 
-SCALE ?= --nodes 100 --clusters 100 --workers 1000
+SCALE ?=
 bench-scale: venv cluster ## the operator at scale: 500 KWOK nodes, 1,000 CoreClusters, 10,000 workers, about 25 minutes (SCALE="--nodes N --clusters M --workers W"): table, JSON and plot
 	$(PY) bench/scale/run.py $(SCALE)
 

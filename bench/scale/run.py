@@ -300,7 +300,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         before, cpu = requests(), proc_figures(operator.proc.pid)["cpu_s"]
         samples = change_to_deployment(namespace, args.clusters, args.changes)
-        spent = attributed(before, requests())
+        after = requests()
+        spent = attributed(before, after)
+        log.info(
+            "writes during the changes, by verb/resource/subresource: %s",
+            {"/".join(k): n for k, n in sorted((after - before).items()) if k[0] in WRITES},
+        )
         results["change_to_deployment"] = {
             "n": len(samples),
             "p50_s": percentile(samples, 50),
@@ -308,6 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_s": round(max(samples), 3),
             "writes_per_change": round(spent["writes"] / len(samples), 1),
             "cpu_s": round(proc_figures(operator.proc.pid)["cpu_s"] - cpu, 1),
+            "samples_s": [round(sample, 3) for sample in samples],
         }
         wait_for(
             "every CoreCluster Ready again", lambda: not_ready(namespace) == 0, timeout=args.timeout
