@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -120,8 +119,6 @@ def test_a_read_waits_its_turn_only_behind_another_connections_request() -> None
         await runner.setup()
         server = runner.server
         assert isinstance(server, connections.WorkerServer)
-        server._reads.slow = True  # as after a long turn of the loop (the test below)
-        server._reads.stop()  # and kept so
         pairs = [socket.socketpair() for _ in range(2)]
         handlers: list[connections.TimedRequestHandler] = []
 
@@ -166,35 +163,3 @@ def test_a_read_waits_its_turn_only_behind_another_connections_request() -> None
             await runner.cleanup()
 
     asyncio.run(check())
-
-
-def test_reads_wait_their_turn_only_after_a_long_turn_of_the_loop() -> None:
-    """The deferral is on for HOLD_SECONDS after a timer fired LONG_TURN late, else off."""
-    loop = asyncio.new_event_loop()
-    try:
-        reads = connections.ReadQueue(loop)
-        reads._sample(time.monotonic())
-        assert not reads.slow
-        reads._sample(time.monotonic() - 2 * connections.LONG_TURN)
-        assert reads.slow
-        reads._sample(time.monotonic())  # on time again, but within the hold
-        assert reads.slow
-        reads._slow_until = time.monotonic() - 0.001  # the hold has passed
-        reads._sample(time.monotonic())
-        assert not reads.slow
-    finally:
-        loop.close()
-
-    async def blocked() -> bool:
-        queue = connections.ReadQueue(asyncio.get_running_loop())
-        queue.start()
-        try:
-            await asyncio.sleep(0)
-            # One long turn: the loop blocked, as a CPU-bound handler blocks it.
-            time.sleep(connections.PROBE_SECONDS + 3 * connections.LONG_TURN)  # noqa: ASYNC251
-            await asyncio.sleep(0.05)
-            return queue.slow
-        finally:
-            queue.stop()
-
-    assert asyncio.run(blocked())

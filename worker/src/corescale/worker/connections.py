@@ -44,15 +44,6 @@ head parsed and not yet answered, and no earlier read waits. There the
 deferral changed no order and cost a callback and a turn of the loop, about
 4 % of a `/` request's instructions (docs/worker.md).
 
-And a read is deferred only while the loop's turns are long. The unfair
-order costs a connection one extra turn; with turns of a few milliseconds
-(short requests, however many) that is lost in the noise, while the
-deferral cost about 5 % of the instructions of a `/` request under 64
-connections, where some request is always open and so every read was
-deferred. So the ReadQueue samples how late a timer fires (every
-PROBE_SECONDS, at most a turn late): one sample of LONG_TURN or more turns
-the deferral on for HOLD_SECONDS.
-
 aiohttp's public API does not reach all of this. Each private part it needs
 is read in one place: `waiting_for_head` (and, inline because it runs on
 every read, `TimedRequestHandler.data_received`), `handler_arguments` below,
@@ -64,19 +55,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
-
-LONG_TURN = 0.004
-"""A timer this late (seconds), i.e. a turn of the loop this long, turns the read deferral on."""
-PROBE_SECONDS = 0.1
-HOLD_SECONDS = 1.0
-"""How long the deferral stays on after the last long turn seen."""
 
 
 def waiting_for_head(handler: web.RequestHandler) -> bool:
@@ -120,7 +104,7 @@ class ReadQueue:
     deferral's cost.
     """
 
-    __slots__ = ("_loop", "_probe", "_slow_until", "busy", "flushing", "pending", "slow")
+    __slots__ = ("_loop", "busy", "flushing", "pending")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -128,28 +112,6 @@ class ReadQueue:
         self.busy = 0
         self.flushing = False
         """True while the queue is being parsed: those reads are not deferred again."""
-        self.slow = False
-        """Whether a turn of the loop was long lately (module docstring): only then
-        does a read wait its turn."""
-        self._slow_until = 0.0
-        self._probe: asyncio.TimerHandle | None = None
-
-    def start(self) -> None:
-        """Sample the loop's turns until :meth:`stop`."""
-        due = time.monotonic() + PROBE_SECONDS
-        self._probe = self._loop.call_later(PROBE_SECONDS, self._sample, due)
-
-    def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            self._probe = None
-
-    def _sample(self, due: float) -> None:
-        now = time.monotonic()
-        if now - due >= LONG_TURN:
-            self._slow_until = now + HOLD_SECONDS
-        self.slow = now < self._slow_until
-        self.start()
 
     def defer(self, handler: TimedRequestHandler, data: bytes) -> None:
         if not self.pending:
@@ -203,12 +165,7 @@ class TimedRequestHandler(web.RequestHandler):
         reads = self._reads
         # aiohttp itself calls data_received(b"") to parse what it has
         # buffered before it decides whether to resume reading: at once.
-        if (
-            data
-            and reads.slow
-            and not reads.flushing
-            and (reads.pending or reads.busy > self._busy)
-        ):
+        if data and not reads.flushing and (reads.pending or reads.busy > self._busy):
             # Behind the callbacks already queued (module docstring); the
             # loop runs connection_lost through call_soon too, so it still
             # comes after the last data.
@@ -283,7 +240,6 @@ class WorkerServer(web.Server):
         )
         self._header_timeout = header_timeout
         self._reads = ReadQueue(self._handler_loop)
-        self._reads.start()
         self.open_connections = 0
         self.on_count: Callable[[int], None] | None = None
         """Called with the new count whenever a connection opens or closes."""
@@ -301,10 +257,6 @@ class WorkerServer(web.Server):
         self.open_connections -= 1
         if self.on_count is not None:
             self.on_count(self.open_connections)
-
-    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - aiohttp's
-        self._reads.stop()
-        await super().shutdown(timeout)
 
     def __call__(self) -> web.RequestHandler:
         return TimedRequestHandler(
