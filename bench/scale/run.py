@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from corescale.operator.names import CLUSTER_LABEL
+from corescale.operator.names import API_VERSION, CLUSTER_LABEL, PLURAL
 from corescale.operator.placement import ZONE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,7 +238,7 @@ def change_to_deployment(namespace: str, clusters: int, changes: int) -> list[fl
         for i in range(changes):
             name = f"c{(i * 7919) % clusters:04d}"
             mark = f"change-{secrets.token_hex(4)}"
-            path = f"/apis/corescale.io/v1alpha1/namespaces/{namespace}/coreclusters/{name}"
+            path = f"/apis/{API_VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
             t0 = time.monotonic()
             proxy.request("PATCH", path, {"spec": {"podAnnotations": {CHANGE_ANNOTATION: mark}}})
             samples.append(watch.wait(f"{name}-pods", mark, timeout=120) - t0)

@@ -201,14 +201,14 @@ class ChildWatch:
     async def _watch(self, namespace: str | None, version: str) -> str:
         path = self.kind.path(namespace)
         async for event in self.api.watch(path, self.kind.selector, version, WATCH_SECONDS):
-            kind, body = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
+            happened, body = event.get("type"), event.get("object") or {}
+            if happened == "ERROR":
                 message = f"watching {self.kind.plural}: {body.get('message')}"
                 raise KubeError(int(body.get("code") or 0), message)
             version = (body.get("metadata") or {}).get("resourceVersion") or version
-            if kind == "DELETED":
+            if happened == "DELETED":
                 self._notify(self.store.remove(body))
-            elif kind in ("ADDED", "MODIFIED"):
+            elif happened in ("ADDED", "MODIFIED"):
                 self._notify(self.store.put(body))
         return version
 

@@ -27,7 +27,7 @@ childwatch.py keeps current (its docstring says why not kopf), so a
 reconcile that finds nothing to change makes no API call at all. kopf
 passes its index to every handler as a keyword named by its id (CC_INDEX);
 handlers take it with the rest as ``**indexes``, and the reconciles read
-it and the stores together, by the ids in INDEXES. Handlers are registered by
+it and the stores together, by CC_INDEX and the ids in KINDS. Handlers are registered by
 :func:`register` rather than by decorators at import, so importing this
 module has no side effects and the operator runs on its own registry.
 """
@@ -105,11 +105,10 @@ KINDS: dict[str, Kind] = {
     SLICE_INDEX: Kind(*CHILDREN["endpointslices"], SLICES, status.slice_summary),
 }
 """What childwatch.py watches of the children, and keeps of each."""
-INDEXES = (CC_INDEX, *KINDS)
 
 
 def observed(key: Key, indexes: Mapping[str, Any]) -> status.Observed:
-    """The children of one CoreCluster, from the stores by their ids (INDEXES)."""
+    """The children of one CoreCluster, from the stores by their ids (KINDS)."""
     name = key[1]
     deployments = {
         d["metadata"]["labels"].get(MODE_LABEL, ""): d
@@ -180,14 +179,14 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
                 "installed? (CORESCALE_PEERING= runs without peering)"
             ) from exc
     memo["reconciler"] = Reconciler(api, ours)
-    stores = {index_id: ChildStore(kind.summary) for index_id, kind in KINDS.items()}
-    watches = [
-        ChildWatch(api, ours.namespaces, kind, stores[index_id]) for index_id, kind in KINDS.items()
-    ]
-    memo["children"] = stores
+    watches = {
+        index_id: ChildWatch(api, ours.namespaces, kind, ChildStore(kind.summary))
+        for index_id, kind in KINDS.items()
+    }
     memo["child_watches"] = watches
     memo["child_tasks"] = [
-        asyncio.create_task(watch.run(), name=f"corescale {watch.kind.plural}") for watch in watches
+        asyncio.create_task(watch.run(), name=f"corescale {watch.kind.plural}")
+        for watch in watches.values()
     ]
     # Each resource handler gets a shallow copy of this memo: what handlers
     # share lives in containers made here, which every copy refers to.
@@ -238,13 +237,14 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
 
 
 def _keep_indexes(memo: kopf.Memo, indexes: Mapping[str, Any]) -> dict[str, Any]:
-    """kopf's index and the children's stores, by the ids in INDEXES, kept where
+    """kopf's index and the children's stores, by CC_INDEX and the ids in KINDS, kept where
     the retries and the autoscaler, which kopf does not call with the index,
     can read them (the live views, not a copy)."""
     kept: dict[str, Any] = memo["indexes"]
     if not kept:
         kept[CC_INDEX] = indexes[CC_INDEX]
-        kept.update(memo["children"])
+        watches: dict[str, ChildWatch] = memo["child_watches"]
+        kept.update({index_id: watch.store for index_id, watch in watches.items()})
     return kept
 
 
@@ -257,8 +257,8 @@ def _follow_children(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
     up. Changes before that call need nothing: every CoreCluster's first
     reconcile reads its children anyway.
     """
-    watches: list[ChildWatch] = memo["child_watches"]
-    if watches[0].on_change is not None:
+    watches: dict[str, ChildWatch] = memo["child_watches"]
+    if watches[DEPLOYMENT_INDEX].on_change is not None:
         return
     kept = _keep_indexes(memo, indexes)
     context = contextvars.copy_context()
@@ -268,7 +268,7 @@ def _follow_children(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
             return  # its CoreCluster is gone; garbage collection removes the children
         _spawn(memo, key, snapshot(key, kept), context)
 
-    for watch in watches:
+    for watch in watches.values():
         watch.on_change = changed
 
 
@@ -289,9 +289,9 @@ async def _run(memo: kopf.Memo, key: Key, take: Snapshot, *, soon: bool) -> None
     no pods would report no worker ready, and one that saw no Deployment
     would try to create it.
     """
-    stores: dict[str, ChildStore] = memo["children"]
-    for store in stores.values():
-        await store.synced.wait()
+    watches: dict[str, ChildWatch] = memo["child_watches"]
+    for watch in watches.values():
+        await watch.store.synced.wait()
     reconciler = _reconciler(memo)
     try:
         if soon:
