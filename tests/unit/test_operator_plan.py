@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from corescale.operator import plan, render, spec
-from corescale.operator.status import Observed
+from corescale.operator.status import Observed, contains
 
 OWNER = render.Owner("hello", "default", "uid-1")
 
@@ -60,6 +60,53 @@ def test_a_new_generation_reapplies_silently_when_nothing_differs() -> None:
     actions = plan.actions(OWNER, parsed, _steady(parsed), spec_changed=True, first=False)
     assert [a.verb for a in actions] == ["apply"] * 3
     assert all(a.message == "" for a in actions)
+
+
+def _stamped_steady(parsed: spec.CoreClusterSpec) -> Observed:
+    """The children as the operator's own last apply left them (with the digest)."""
+    return Observed(
+        deployments={parsed.mode: _as_stored(plan.stamped(render.deployment(OWNER, parsed)))},
+        service=_as_stored(plan.stamped(render.service(OWNER, parsed))),
+        disruption_budget=_as_stored(plan.stamped(render.disruption_budget(OWNER))),
+    )
+
+
+def test_a_new_generation_writes_only_the_children_it_changes() -> None:
+    before = spec.parse({"replicas": 2}, "i")
+    after = spec.parse({"replicas": 2, "podAnnotations": {"team": "shop"}}, "i")
+    actions = plan.actions(OWNER, after, _stamped_steady(before), spec_changed=True, first=False)
+    assert [a.body["kind"] for a in actions] == ["Deployment"]
+    assert (
+        actions[0].body["metadata"]["annotations"]["corescale.io/applied"]
+        == (
+            plan.stamped(render.deployment(OWNER, after))["metadata"]["annotations"][
+                "corescale.io/applied"
+            ]
+        )
+    )
+    same = plan.actions(OWNER, before, _stamped_steady(before), spec_changed=True, first=False)
+    assert same == []
+
+
+def test_a_field_the_spec_dropped_is_applied_away() -> None:
+    before = spec.parse({"replicas": 2, "podAnnotations": {"team": "shop"}}, "i")
+    after = spec.parse({"replicas": 2}, "i")
+    observed = _stamped_steady(before)
+    # What the API server holds still contains everything ``after`` renders to.
+    assert contains(observed.deployments["pods"], render.deployment(OWNER, after))
+    actions = plan.actions(OWNER, after, observed, spec_changed=True, first=False)
+    assert [(a.verb, a.body["kind"]) for a in actions] == [("apply", "Deployment")]
+    assert "team" not in actions[0].body["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_the_digest_changes_with_the_body_only() -> None:
+    parsed = spec.parse({"replicas": 2}, "i")
+    rendered = render.service(OWNER, parsed)
+    digest = plan.stamped(rendered)["metadata"]["annotations"]["corescale.io/applied"]
+    assert plan.stamped(render.service(OWNER, parsed)) == plan.stamped(rendered)
+    assert "corescale.io/applied" not in rendered["metadata"].get("annotations", {})
+    other = render.service(OWNER, spec.parse({"replicas": 2, "service": {"port": 81}}, "i"))
+    assert plan.stamped(other)["metadata"]["annotations"]["corescale.io/applied"] != digest
 
 
 def test_scaling_is_worded_with_who_did_it() -> None:
@@ -230,4 +277,6 @@ def test_a_deployment_rendered_by_the_caller_is_the_one_applied() -> None:
     actions = plan.actions(
         OWNER, parsed, Observed(), spec_changed=True, first=True, deployment=rendered
     )
-    assert next(a.body for a in actions if a.body["kind"] == "Deployment") is rendered
+    applied = next(a.body for a in actions if a.body["kind"] == "Deployment")
+    assert applied["spec"] is rendered["spec"]
+    assert applied == plan.stamped(rendered)

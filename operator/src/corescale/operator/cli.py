@@ -12,7 +12,7 @@ import sys
 
 import kopf
 
-from corescale.operator import handlers, logs, metrics, settings
+from corescale.operator import handlers, heap, logs, metrics, settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"corescale-operator: cannot serve metrics on {ours.metrics}: {exc}\n")
         return 2
+    heap.keep_long_lived_frozen()
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
     kopf.run(

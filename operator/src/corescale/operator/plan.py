@@ -5,13 +5,16 @@ apply makes idempotent. This module adds three things on top: it never
 touches an object this CoreCluster does not control (:func:`split_ownership`;
 a missing child is *created*, which fails if anything else holds the name,
 rather than applied, which would merge into it); it skips applies that would
-change nothing (so a quiet cluster costs no API writes); and it names every
+change nothing (so a quiet cluster costs no API writes, and a spec change
+writes only the children it changes: :func:`stamped`); and it names every
 real action in words a person reads in the log and in the CoreCluster's
 events, telling a user's change from drift it puts back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -89,6 +92,32 @@ def split_ownership(owner: render.Owner, observed: Observed) -> tuple[Observed, 
         ),
         problems,
     )
+
+
+def stamped(desired: Object) -> dict[str, Any]:
+    """``desired`` with a digest of itself in the APPLIED_ANNOTATION.
+
+    Comparing a child with what the spec renders to cannot tell whether an
+    apply would remove something: a field the spec no longer sets is still
+    on the child, and only an apply takes it away. So a spec change used to
+    apply every child, three writes where one was needed (make bench-scale:
+    6.6 writes per change). The child now carries a digest of the exact body
+    last applied to it: if it still holds that body and the digest matches
+    the new body's, the apply would set nothing and remove nothing.
+    """
+    text = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    metadata = dict(desired["metadata"])
+    metadata["annotations"] = dict(metadata.get("annotations") or {}) | {
+        names.APPLIED_ANNOTATION: digest
+    }
+    return dict(desired) | {"metadata": metadata}
+
+
+def _unchanged(current: Object, desired: Object, body: Object, spec_changed: bool) -> bool:
+    """Whether ``current`` needs no apply: it holds ``body`` (``desired`` stamped), or it
+    holds ``desired`` and the spec did not change (children from before the stamp)."""
+    return contains(current, body) or (not spec_changed and contains(current, desired))
 
 
 def _workers(deployment: Object) -> int | None:
@@ -180,25 +209,28 @@ def _deployment_action(
 ) -> Action | None:
     name = desired["metadata"]["name"]
     shape = f"{spec.workers} workers in {spec.pods} pods ({spec.mode} mode)"
+    body = stamped(desired)
     if current is None:
         if others:
             return Action(
                 "create",
-                desired,
+                body,
                 "SwitchingMode",
                 f"switching {', '.join(others)} -> {spec.mode}: starting {shape}",
             )
         if first:
-            return Action("create", desired, "Created", f"created Deployment {name}: {shape}")
+            return Action("create", body, "Created", f"created Deployment {name}: {shape}")
         return Action(
             "create",
-            desired,
+            body,
             "Repaired",
             f"re-created Deployment {name} ({shape}): it had been deleted",
             recreates=True,
         )
+    if _unchanged(current, desired, body, spec_changed):
+        return None
     if contains(current, desired):
-        return Action("apply", desired) if spec_changed else None
+        return Action("apply", body)  # a field the spec dropped, or the stamp: nothing to say
     said = []
     old_workers = _workers(current)
     if old_workers is not None and old_workers != spec.workers:
@@ -211,16 +243,16 @@ def _deployment_action(
         said.append(f"rolling out a new {_template_change(current, desired)}")
     if said:
         reason = "Scaled" if said[0].startswith("scaled") else "Updated"
-        return Action("apply", desired, reason, "; ".join(said))
+        return Action("apply", body, reason, "; ".join(said))
     if spec_changed:
-        return Action("apply", desired, "Updated", f"updated Deployment {name}")
+        return Action("apply", body, "Updated", f"updated Deployment {name}")
     old_pods = current.get("spec", {}).get("replicas")
     detail = (
         f"replicas {old_pods} -> {spec.pods}" if old_pods != spec.pods else "its spec or labels"
     )
     return Action(
         "apply",
-        desired,
+        body,
         "Repaired",
         f"put back Deployment {name}: {detail} had been changed outside the operator",
     )
@@ -230,23 +262,26 @@ def _simple_action(
     kind: str, desired: Object, current: Object | None, spec_changed: bool, first: bool
 ) -> Action | None:
     name = desired["metadata"]["name"]
+    body = stamped(desired)
     if current is None:
         if first:
-            return Action("create", desired, "Created", f"created {kind} {name}")
+            return Action("create", body, "Created", f"created {kind} {name}")
         return Action(
             "create",
-            desired,
+            body,
             "Repaired",
             f"re-created {kind} {name}: it had been deleted",
             recreates=True,
         )
+    if _unchanged(current, desired, body, spec_changed):
+        return None
     if contains(current, desired):
-        return Action("apply", desired) if spec_changed else None
+        return Action("apply", body)
     if spec_changed:
-        return Action("apply", desired, "Updated", f"updated {kind} {name}")
+        return Action("apply", body, "Updated", f"updated {kind} {name}")
     return Action(
         "apply",
-        desired,
+        body,
         "Repaired",
         f"put back {kind} {name}: it had been changed outside the operator",
     )
@@ -267,9 +302,10 @@ def actions(
     ``observed`` must hold only children this CoreCluster controls
     (:func:`split_ownership`).
 
-    ``spec_changed`` (the generation is newer than the status says) forces
-    every apply, because a field removed from the spec leaves the observed
-    object a superset of the desired one and only an apply removes it.
+    ``spec_changed`` (the generation is newer than the status says) applies
+    every child that does not hold exactly the body it renders to now
+    (:func:`stamped`): a field removed from the spec leaves the observed
+    object a superset of the desired one, and only an apply removes it.
     ``first`` (no status yet) words a missing child as created, not repaired.
     ``deployment`` is the rendered Deployment of ``spec``, when the caller has
     rendered it already.

@@ -158,9 +158,9 @@ class Reconciler:
         if key in self._queued:
             return Outcome()
         self._queued.add(key)
-        return await self.reconcile(key, snapshot, queued=True)
+        return await self._reconcile_when_free(key, snapshot)
 
-    async def reconcile(self, key: Key, snapshot: Snapshot, queued: bool = False) -> Outcome:
+    async def _reconcile_when_free(self, key: Key, snapshot: Snapshot) -> Outcome:
         """Reconcile one CoreCluster with the state ``snapshot`` returns once it is its turn.
 
         The snapshot is taken once the lock and a free run (CONCURRENT_RUNS)
@@ -169,8 +169,7 @@ class Reconciler:
         """
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock, self._running:
-            if queued:
-                self._queued.discard(key)
+            self._queued.discard(key)
             if self._closed:
                 return Outcome()
             body, seen = snapshot()
