@@ -1,10 +1,16 @@
 """The wiring: which handlers exist, and how indexed children become Observed."""
 
+import asyncio
+import logging
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
+import pytest
 
 from corescale.operator import handlers, plan, scaling
+from corescale.operator.childwatch import ChildStore
+from corescale.operator.status import Observed
 
 
 def _obj(name: str, **labels: str) -> dict[str, object]:
@@ -105,3 +111,53 @@ def test_pod_summary_keeps_only_what_status_and_the_autoscaler_read() -> None:
             "podIP": "10.244.0.9",
         },
     }
+
+
+class _Synced:
+    """A child watch whose store has been listed (all _run waits for)."""
+
+    def __init__(self) -> None:
+        self.store = ChildStore(dict)
+        self.store.synced.set()
+
+
+class _Broken:
+    """A reconciler with a bug: every run raises."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def reconcile_soon(self, key: handlers.Key, take: object) -> None:
+        self.runs += 1
+        raise RuntimeError("boom")
+
+
+def test_an_unexpected_error_is_logged_once_and_retried_at_the_resync(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kopf's event handler does not retry; the operator must, or the CoreCluster waits
+    for its next event."""
+    broken = _Broken()
+    memo: dict[str, Any] = {
+        "child_watches": {"pods": _Synced()},
+        "reconciler": broken,
+        "said": {},
+        "retries": {},
+        "settings": SimpleNamespace(resync_seconds=3600.0),
+    }
+    key = ("shop", "hello")
+
+    async def twice() -> float:
+        await handlers._run(memo, key, lambda: (None, Observed()))  # type: ignore[arg-type]
+        await handlers._run(memo, key, lambda: (None, Observed()))  # type: ignore[arg-type]
+        retry = memo["retries"][key]
+        delay: float = retry.when() - asyncio.get_running_loop().time()
+        retry.cancel()
+        return delay
+
+    with caplog.at_level(logging.ERROR, logger="corescale.operator.handlers"):
+        delay = asyncio.run(twice())
+    assert broken.runs == 2
+    assert 3500 < delay <= 3600
+    failures = [r for r in caplog.records if "unexpected RuntimeError: boom" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None

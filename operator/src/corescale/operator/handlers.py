@@ -310,6 +310,16 @@ async def _run(memo: kopf.Memo, key: Key, take: Snapshot) -> None:
         if said.get(key) != exc.message:
             said[key] = exc.message
             log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+    except Exception as exc:
+        # kopf retried a failed create/update handler by itself; its event
+        # handler does not, so the retry is the operator's, at the resync
+        # period, with the traceback logged once per message.
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        outcome = Outcome(message)
+        said = memo["said"]
+        if said.get(key) != message:
+            said[key] = message
+            log.exception("%s/%s: reconcile failed: %s", *key, message)
     _retry_later(memo, key, outcome)
 
 
