@@ -306,21 +306,26 @@ async def _run(memo: kopf.Memo, key: Key, take: Snapshot) -> None:
         # A call outside the children's writes (status, owner check) failed;
         # the status could not say so, so the log does, once per message.
         outcome = Outcome(exc.message, exc.transient)
-        said: dict[Key, str] = memo["said"]
-        if said.get(key) != exc.message:
-            said[key] = exc.message
-            log.warning("%s/%s: reconcile failed: %s", *key, exc.message)
+        _say_once(memo, key, exc.message)
     except Exception as exc:
         # kopf retried a failed create/update handler by itself; its event
         # handler does not, so the retry is the operator's, at the resync
         # period, with the traceback logged once per message.
         message = f"unexpected {type(exc).__name__}: {exc}"
         outcome = Outcome(message)
-        said = memo["said"]
-        if said.get(key) != message:
-            said[key] = message
-            log.exception("%s/%s: reconcile failed: %s", *key, message)
+        _say_once(memo, key, message, traceback=True)
     _retry_later(memo, key, outcome)
+
+
+def _say_once(memo: kopf.Memo, key: Key, message: str, *, traceback: bool = False) -> None:
+    """Log a failed reconcile, unless its last failure said the same (``memo["said"]``)."""
+    said: dict[Key, str] = memo["said"]
+    if said.get(key) != message:
+        said[key] = message
+        if traceback:
+            log.exception("%s/%s: reconcile failed: %s", *key, message)
+        else:
+            log.warning("%s/%s: reconcile failed: %s", *key, message)
 
 
 def _spawn(

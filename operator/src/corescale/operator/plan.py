@@ -114,10 +114,22 @@ def stamped(desired: Object) -> dict[str, Any]:
     return dict(desired) | {"metadata": metadata}
 
 
-def _unchanged(current: Object, desired: Object, body: Object, spec_changed: bool) -> bool:
-    """Whether ``current`` needs no apply: it holds ``body`` (``desired`` stamped), or it
-    holds ``desired`` and the spec did not change (children from before the stamp)."""
-    return contains(current, body) or (not spec_changed and contains(current, desired))
+def _applied(obj: Object) -> str | None:
+    return (obj.get("metadata", {}).get("annotations") or {}).get(names.APPLIED_ANNOTATION)
+
+
+def _reapply(current: Object, desired: Object, spec_changed: bool) -> Action | None:
+    """The action for a child that already holds ``desired``: none, unless the spec
+    changed and the child does not carry this body's digest (a field the spec
+    dropped may still be on it, or it predates the digest), then a silent apply.
+
+    Only this case, and an apply, hash the body: a reconcile that finds
+    nothing to do (most of them, one per child event) hashes nothing.
+    """
+    if not spec_changed:
+        return None
+    body = stamped(desired)
+    return None if _applied(current) == _applied(body) else Action("apply", body)
 
 
 def _workers(deployment: Object) -> int | None:
@@ -209,6 +221,8 @@ def _deployment_action(
 ) -> Action | None:
     name = desired["metadata"]["name"]
     shape = f"{spec.workers} workers in {spec.pods} pods ({spec.mode} mode)"
+    if current is not None and contains(current, desired):
+        return _reapply(current, desired, spec_changed)
     body = stamped(desired)
     if current is None:
         if others:
@@ -227,10 +241,6 @@ def _deployment_action(
             f"re-created Deployment {name} ({shape}): it had been deleted",
             recreates=True,
         )
-    if _unchanged(current, desired, body, spec_changed):
-        return None
-    if contains(current, desired):
-        return Action("apply", body)  # a field the spec dropped, or the stamp: nothing to say
     said = []
     old_workers = _workers(current)
     if old_workers is not None and old_workers != spec.workers:
@@ -262,6 +272,8 @@ def _simple_action(
     kind: str, desired: Object, current: Object | None, spec_changed: bool, first: bool
 ) -> Action | None:
     name = desired["metadata"]["name"]
+    if current is not None and contains(current, desired):
+        return _reapply(current, desired, spec_changed)
     body = stamped(desired)
     if current is None:
         if first:
@@ -273,10 +285,6 @@ def _simple_action(
             f"re-created {kind} {name}: it had been deleted",
             recreates=True,
         )
-    if _unchanged(current, desired, body, spec_changed):
-        return None
-    if contains(current, desired):
-        return Action("apply", body)
     if spec_changed:
         return Action("apply", body, "Updated", f"updated {kind} {name}")
     return Action(

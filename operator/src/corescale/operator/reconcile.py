@@ -154,19 +154,14 @@ class Reconciler:
         A waiting run will read the newest watch state when it starts, so the
         event that called this adds nothing: bursts of child events (a
         rollout updates a Deployment's status many times) cost one run.
-        """
-        if key in self._queued:
-            return Outcome()
-        self._queued.add(key)
-        return await self._reconcile_when_free(key, snapshot)
-
-    async def _reconcile_when_free(self, key: Key, snapshot: Snapshot) -> Outcome:
-        """Reconcile one CoreCluster with the state ``snapshot`` returns once it is its turn.
 
         The snapshot is taken once the lock and a free run (CONCURRENT_RUNS)
         are had, never when the trigger fired: a run that waited behind
         another must see what that one did.
         """
+        if key in self._queued:
+            return Outcome()
+        self._queued.add(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock, self._running:
             self._queued.discard(key)
