@@ -52,13 +52,29 @@ class Proxy:
         self.proc.wait(timeout=10)
 
 
+def rolling_out(deployment: dict[str, Any]) -> bool:
+    """Whether a Deployment's rollout is still under way, as `kubectl rollout
+    status` judges it: the controller has not seen its latest spec, or not
+    every replica is updated and available, or old ones remain."""
+    generation: int = (deployment.get("metadata") or {}).get("generation", 0)
+    wanted: int = (deployment.get("spec") or {}).get("replicas", 1)
+    status = deployment.get("status") or {}
+    updated: int = status.get("updatedReplicas", 0)
+    observed: int = status.get("observedGeneration", 0)
+    replicas: int = status.get("replicas", 0)
+    available: int = status.get("availableReplicas", 0)
+    return observed < generation or updated < wanted or replicas > updated or available < updated
+
+
 class DeploymentWatch:
     """Every value of one pod-template annotation seen on a namespace's
-    Deployments, with the monotonic time its watch event arrived."""
+    Deployments, with the monotonic time its watch event arrived, and which
+    of them are rolling out."""
 
     def __init__(self, proxy: Proxy, namespace: str, annotation: str) -> None:
         self.proxy, self.namespace, self.annotation = proxy, namespace, annotation
         self.seen: dict[tuple[str, str], float] = {}
+        self.rolling: set[str] = set()
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._version = ""
@@ -71,6 +87,8 @@ class DeploymentWatch:
 
     def _list(self) -> None:
         listed = self.proxy.request("GET", self._path())
+        with self._changed:
+            self.rolling.clear()  # a list replaces all that was known
         for item in listed["items"]:
             self._event({"type": "ADDED", "object": item})
         self._version = listed["metadata"]["resourceVersion"]
@@ -105,10 +123,13 @@ class DeploymentWatch:
         self._version = meta.get("resourceVersion", self._version)
         notes = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
         mark = (notes.get("annotations") or {}).get(self.annotation)
-        if mark is None:
-            return
         with self._changed:
-            self.seen.setdefault((meta["name"], mark), arrived)
+            if event.get("type") != "DELETED" and rolling_out(obj):
+                self.rolling.add(meta["name"])
+            else:
+                self.rolling.discard(meta["name"])
+            if mark is not None:
+                self.seen.setdefault((meta["name"], mark), arrived)
             self._changed.notify_all()
 
     def wait(self, name: str, mark: str, timeout: float) -> float:
@@ -121,6 +142,16 @@ class DeploymentWatch:
                     raise TimeoutError(f"{name} never carried {self.annotation}={mark}")
                 self._changed.wait(left)
             return self.seen[(name, mark)]
+
+    def wait_settled(self, timeout: float) -> None:
+        """Returns once no Deployment of the namespace is rolling out; raises after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.rolling:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"still rolling out: {sorted(self.rolling)[:5]}")
+                self._changed.wait(left)
 
     def close(self) -> None:
         self._stop.set()
