@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from collections.abc import Callable
 
-import pytest
 from aiohttp import web
 
 from corescale.worker import connections
@@ -159,47 +157,9 @@ def test_a_read_waits_its_turn_only_behind_another_connections_request() -> None
             await _wait_for(lambda: connections.waiting_for_head(second))
             second.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             assert not connections.waiting_for_head(second)
-            # With fast requests only (the order off), a read is parsed at
-            # once even while another connection's request is open.
-            await _wait_for(lambda: connections.waiting_for_head(second))
-            release.clear()
-            first.data_received(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
-            await _wait_for(lambda: first._request_in_progress)
-            server.reads.ordered = False
-            second.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert not connections.waiting_for_head(second)
-            release.set()
         finally:
             for _, theirs in pairs:
                 theirs.close()
             await runner.cleanup()
 
     asyncio.run(check())
-
-
-def test_reads_stay_in_order_only_while_one_request_in_ten_is_slow(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A slow request orders reads at once; a heartbeat's window of fast ones lets them go."""
-    caplog.set_level(logging.DEBUG, logger="corescale.worker.connections")
-    loop = asyncio.new_event_loop()
-    try:
-        reads = connections.ReadQueue(loop)
-        slow, fast = connections.SLOW_REQUEST_SECONDS, connections.SLOW_REQUEST_SECONDS / 10
-        assert reads.ordered, "a new process starts in order"
-        reads.judge([fast] * 100)
-        assert not reads.ordered
-        assert "reads taken at once: 0 of 100 requests took 0.5 ms or more" in caplog.text
-        reads.judge([])
-        assert not reads.ordered, "an empty window changes nothing"
-        reads.keep_order()
-        assert reads.ordered
-        assert "reads taken in order: a request took 0.5 ms or more" in caplog.text
-        reads.judge([fast] * 91 + [slow] * 9)
-        assert not reads.ordered, "9 slow in 100 is not one in ten"
-        reads.judge([fast] * 90 + [slow] * 10)
-        assert reads.ordered, "10 in 100 is, counting a request of exactly the bound as slow"
-        reads.judge([slow * 100])
-        assert reads.ordered
-    finally:
-        loop.close()

@@ -172,31 +172,3 @@ def test_a_busy_loop_accepts_a_burst_of_new_connections_in_one_turn(
     busy.close()
     assert not waiting, f"{len(waiting)} of 40 new connections unanswered"
     assert busy_answers_when_burst_done < 5
-
-
-def test_reads_are_taken_at_once_under_fast_requests_and_in_order_after_a_slow_one(
-    start_worker: StartWorker,
-) -> None:
-    """The order of reads follows the load: off after fast requests, on at the first slow one.
-
-    The order is what keeps the p99 of CPU-bound requests level (connections.py);
-    under requests of microseconds it costs a twentieth of each request's
-    work for nothing. The switch shows in the debug log.
-    """
-    worker = start_worker("--mode", "single", "--log-level", "debug")
-    conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=10)
-    try:
-
-        def fast_requests_until_at_once() -> bool:
-            for _ in range(50):
-                conn.request("GET", "/")
-                assert conn.getresponse().read() == b"Hello from corescale\n"
-            return "reads taken at once" in worker.log()
-
-        assert wait_until(fast_requests_until_at_once, timeout=15), worker.log()
-        assert "reads taken in order" not in worker.log()
-        conn.request("GET", "/cpu?ms=2")
-        assert conn.getresponse().status == 200
-        assert wait_until(lambda: "reads taken in order" in worker.log(), timeout=5), worker.log()
-    finally:
-        conn.close()

@@ -44,20 +44,6 @@ head parsed and not yet answered, and no earlier read waits. There the
 deferral changed no order and cost a callback and a turn of the loop, about
 4 % of a `/` request's instructions (docs/worker.md).
 
-The order matters only where a turn of the loop is long, and a turn is long
-when the requests in it are. With requests of a few tens of microseconds (a
-`/` that answers from memory) a read one turn late waits a millisecond or
-two, and the deferral was a twentieth of each request's work for nothing.
-So the order is kept only while requests are slow. The first request that
-takes SLOW_REQUEST_SECONDS or more puts reads in order at once (the gate
-calls `ReadQueue.keep_order`), so a CPU-bound load is never served out of
-order for long; each heartbeat then judges the requests answered since the
-last one (`ReadQueue.judge`) and takes reads at once again only if fewer
-than one in ten was slow. A few slow requests among many fast ones (a GC
-pass, a preempted process) thus keep the order for at most a heartbeat, a
-window with no request changes nothing, and a new process starts in order:
-fairness until the figures say it buys nothing.
-
 aiohttp's public API does not reach all of this. Each private part it needs
 is read in one place: `waiting_for_head` (and, inline because it runs on
 every read, `TimedRequestHandler.data_received`), `handler_arguments` below,
@@ -75,12 +61,6 @@ from typing import Any
 from aiohttp import web
 
 log = logging.getLogger(__name__)
-
-SLOW_REQUEST_SECONDS = 0.0005
-"""A request this long or longer makes for a turn of the loop long enough for
-the order of reads to show in latency (module docstring)."""
-SLOW_SHARE = 0.1
-"""The share of slow requests in a heartbeat's window that keeps reads in order."""
 
 
 def waiting_for_head(handler: web.RequestHandler) -> bool:
@@ -124,7 +104,7 @@ class ReadQueue:
     deferral's cost.
     """
 
-    __slots__ = ("_loop", "busy", "flushing", "ordered", "pending")
+    __slots__ = ("_loop", "busy", "flushing", "pending")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -132,36 +112,6 @@ class ReadQueue:
         self.busy = 0
         self.flushing = False
         """True while the queue is being parsed: those reads are not deferred again."""
-        self.ordered = True
-        """Whether reads are taken in order at all (module docstring, `judge`)."""
-
-    def keep_order(self) -> None:
-        """A slow request was answered: reads are taken in order from now on."""
-        if not self.ordered:
-            log.debug(
-                "reads taken in order: a request took %.1f ms or more", SLOW_REQUEST_SECONDS * 1000
-            )
-            self.ordered = True
-
-    def judge(self, durations: list[float]) -> None:
-        """Keeps reads in order only if the window's requests were slow enough for it to matter.
-
-        `durations`: those of the requests answered since the last
-        judgement. An empty window gives nothing to go by and changes nothing.
-        """
-        if not durations:
-            return
-        slow = sum(1 for seconds in durations if seconds >= SLOW_REQUEST_SECONDS)
-        ordered = slow >= SLOW_SHARE * len(durations)
-        if ordered != self.ordered:
-            log.debug(
-                "reads taken %s: %d of %d requests took %.1f ms or more",
-                "in order" if ordered else "at once",
-                slow,
-                len(durations),
-                SLOW_REQUEST_SECONDS * 1000,
-            )
-            self.ordered = ordered
 
     def defer(self, handler: TimedRequestHandler, data: bytes) -> None:
         if not self.pending:
@@ -215,12 +165,7 @@ class TimedRequestHandler(web.RequestHandler):
         reads = self._reads
         # aiohttp itself calls data_received(b"") to parse what it has
         # buffered before it decides whether to resume reading: at once.
-        if (
-            data
-            and reads.ordered
-            and not reads.flushing
-            and (reads.pending or reads.busy > self._busy)
-        ):
+        if data and not reads.flushing and (reads.pending or reads.busy > self._busy):
             # Behind the callbacks already queued (module docstring); the
             # loop runs connection_lost through call_soon too, so it still
             # comes after the last data.
@@ -294,7 +239,7 @@ class WorkerServer(web.Server):
             **self._handler_kwargs,
         )
         self._header_timeout = header_timeout
-        self.reads = ReadQueue(self._handler_loop)
+        self._reads = ReadQueue(self._handler_loop)
         self.open_connections = 0
         self.on_count: Callable[[int], None] | None = None
         """Called with the new count whenever a connection opens or closes."""
@@ -318,7 +263,7 @@ class WorkerServer(web.Server):
             self,
             loop=self._handler_loop,
             header_timeout=self._header_timeout,
-            reads=self.reads,
+            reads=self._reads,
             **self._handler_kwargs,
         )
 

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from corescale.worker import exposition
-from corescale.worker.connections import SLOW_REQUEST_SECONDS
 from corescale.worker.scoreboard import Scoreboard, Slot
 
 HEALTHZ, READYZ, METRICS = "/healthz", "/readyz", "/metrics"
@@ -71,18 +70,16 @@ class RequestGate:
             headers={"Content-Type": exposition.CONTENT_TYPE},
         )
 
-    def wrap(self, handler: RequestHandler, on_slow: Callable[[], None]) -> RequestHandler:
+    def wrap(self, handler: RequestHandler) -> RequestHandler:
         """`handler` behind the reserved paths, the request figures and the closing flag.
 
         The figures go straight into the slot's lists (scoreboard.py says
         why); the clock and the lists are bound once, here, not looked up per
-        request. `on_slow` is called after each request that took
-        SLOW_REQUEST_SECONDS or more (the order of reads, connections.py).
+        request.
         """
         slot = self._slot
         entered, left, durations, statuses = slot.entered, slot.left, slot.durations, slot.statuses
         clock = time.perf_counter
-        slow = SLOW_REQUEST_SECONDS
 
         async def gated(request: web.BaseRequest) -> web.StreamResponse:
             # The form of the path that aiohttp's router matches on, computed
@@ -106,12 +103,9 @@ class RequestGate:
                     status = CLIENT_CLOSED
                     raise
                 finally:
-                    took = clock() - started
                     left.append(started)
-                    durations.append(took)
+                    durations.append(clock() - started)
                     statuses.append(status)
-                    if took >= slow:
-                        on_slow()
             if self.closing:
                 response.force_close()
             return response
@@ -130,4 +124,4 @@ def bootstrap_server(gate: RequestGate) -> web.Server:
     async def starting(request: web.BaseRequest) -> web.Response:
         return web.Response(status=503, text="starting\n")
 
-    return web.Server(gate.wrap(starting, on_slow=lambda: None))
+    return web.Server(gate.wrap(starting))

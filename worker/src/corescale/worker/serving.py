@@ -108,10 +108,6 @@ class ServingProcess:
     async def _beat(self) -> None:
         """Heartbeat for the master and fresh figures for /metrics and the balanced accept."""
         while True:
-            server = self._runner.server if self._runner is not None else None
-            if isinstance(server, WorkerServer):
-                # Before the beat folds the window's durations away.
-                server.reads.judge(self._slot.durations)
             self._slot.beat(self._connections())
             if self._master_pid is not None and os.getppid() != self._master_pid:
                 log.warning("the master (pid %d) is gone; stopping", self._master_pid)
@@ -153,9 +149,7 @@ class ServingProcess:
             log.exception("the startup hooks of APP %r raised", config.app)
             raise BootError(f"the startup hooks of APP {config.app!r} raised {exc!r}") from exc
         assert isinstance(runner.server, WorkerServer)
-        runner.server.request_handler = self.gate.wrap(
-            runner.server.request_handler, on_slow=runner.server.reads.keep_order
-        )
+        runner.server.request_handler = self.gate.wrap(runner.server.request_handler)
         # Every open and close reaches the scoreboard at once (connections.py says why).
         runner.server.on_count = self._slot.set_connections
         self._runner = runner
