@@ -238,7 +238,7 @@ def percentile(samples: list[float], p: float) -> float:
 
 
 def change_to_deployment(
-    namespace: str, clusters: int, changes: int, *, settled: bool, first: int = 0
+    namespace: str, clusters: int, changes: int, *, settled: bool
 ) -> tuple[list[float], list[float]]:
     """Patch a pod annotation into one CoreCluster after another, each until a
     watch event shows its Deployment's template carrying it.
@@ -255,13 +255,15 @@ def change_to_deployment(
     before each change until no Deployment of the namespace is rolling out,
     so the change meets the cluster idle but for its 1,000 CoreClusters and
     10,000 workers: the operator's and the API server's latency at that
-    size, without the backlog the benchmark itself made. `first` numbers
-    the changes on, so that the two series patch different CoreClusters.
+    size, without the backlog the benchmark itself made. The settled series
+    numbers its changes on from the back-to-back one's, so that the two
+    patch different CoreClusters.
     """
     proxy = Proxy()
     watch = DeploymentWatch(proxy, namespace, CHANGE_ANNOTATION)
     try:
         sent, answered = [], []
+        first = changes if settled else 0
         for i in range(first, first + changes):
             if settled:
                 watch.wait_settled(timeout=600)
@@ -335,11 +337,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for key, settled in (("change_to_deployment", False), ("change_settled", True)):
             before, cpu = requests(), proc_figures(operator.proc.pid)["cpu_s"]
             samples, after_patch = change_to_deployment(
-                namespace,
-                args.clusters,
-                args.changes,
-                settled=settled,
-                first=args.changes if settled else 0,
+                namespace, args.clusters, args.changes, settled=settled
             )
             after = requests()
             spent = attributed(before, after, own_writes=len(samples))

@@ -7,13 +7,10 @@ early) or never starts the next change (True forever).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.scale.client import rolling_out
 
 
