@@ -39,7 +39,9 @@ def test_waiting_for_head_follows_a_real_connection() -> None:
 
         app = web.Application()
         app.router.add_get("/", hello)
-        runner = connections.WorkerAppRunner(app, header_timeout=60, keepalive_timeout=60)
+        runner = connections.WorkerAppRunner(
+            app, header_timeout=60, keepalive_timeout=60, write_delay=0.001
+        )
         await runner.setup()
         server = runner.server
         assert isinstance(server, connections.WorkerServer)
@@ -80,7 +82,9 @@ def test_the_worker_server_gets_the_handler_arguments_of_aiohttps_own() -> None:
 
     async def check() -> None:
         app = web.Application(handler_args={"max_line_size": 1234})
-        runner = connections.WorkerAppRunner(app, header_timeout=7, keepalive_timeout=42)
+        runner = connections.WorkerAppRunner(
+            app, header_timeout=7, keepalive_timeout=42, write_delay=0.001
+        )
         await runner.setup()
         try:
             server = runner.server
@@ -115,7 +119,9 @@ def test_a_read_waits_its_turn_only_behind_another_connections_request() -> None
         app = web.Application()
         app.router.add_get("/hold", hold)
         app.router.add_get("/", hello)
-        runner = connections.WorkerAppRunner(app, header_timeout=60, keepalive_timeout=60)
+        runner = connections.WorkerAppRunner(
+            app, header_timeout=60, keepalive_timeout=60, write_delay=0.001
+        )
         await runner.setup()
         server = runner.server
         assert isinstance(server, connections.WorkerServer)

@@ -67,6 +67,7 @@ class Config(NamedTuple):
     backlog: int
     keep_alive_timeout: float
     header_timeout: float
+    write_delay: float
 
     @property
     def bind(self) -> str:
@@ -292,6 +293,14 @@ SETTINGS = (
         "seconds a client has to send a whole request head, from connecting or from its first byte",
         "seconds a client has to send a whole request head: from connecting for the first "
         "request, from its first byte for the next ones (slow or silent clients are closed)",
+    ),
+    Setting(
+        "write_delay",
+        parse_seconds,
+        "0.001",
+        "seconds an answer may wait to leave with the others of the loop's turn (0: at once)",
+        "seconds an answer may wait to be sent with the others of the event loop's turn: "
+        "fewer trips between the process and the kernel under load (0 sends each at once)",
     ),
 )
 

@@ -56,9 +56,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+
+from corescale.worker.writes import BatchedTransport, WriteBatch, can_batch
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ class ReadQueue:
 class TimedRequestHandler(web.RequestHandler):
     """aiohttp's connection handler: slow request heads closed, reads taken in order."""
 
-    __slots__ = ("_busy", "_event_loop", "_header_handle", "_header_timeout", "_reads")
+    __slots__ = ("_busy", "_event_loop", "_header_handle", "_header_timeout", "_reads", "_writes")
 
     def __init__(
         self,
@@ -147,6 +149,7 @@ class TimedRequestHandler(web.RequestHandler):
         loop: asyncio.AbstractEventLoop,
         header_timeout: float,
         reads: ReadQueue,
+        writes: WriteBatch | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(manager, loop=loop, **kwargs)
@@ -154,10 +157,14 @@ class TimedRequestHandler(web.RequestHandler):
         self._header_timeout = header_timeout
         self._header_handle: asyncio.TimerHandle | None = None
         self._reads = reads
+        self._writes = writes
         self._busy = False
         """Whether this connection counts in `reads.busy`."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._writes is not None:
+            # aiohttp writes answers to whatever transport it is given (writes.py).
+            transport = BatchedTransport(cast(asyncio.Transport, transport), self._writes)
         super().connection_made(transport)
         self._start_header_clock()
 
@@ -228,7 +235,7 @@ class WorkerServer(web.Server):
     request factory and the same handler arguments.
     """
 
-    def __init__(self, plain: web.Server, header_timeout: float) -> None:
+    def __init__(self, plain: web.Server, header_timeout: float, write_delay: float) -> None:
         self._handler_loop = asyncio.get_running_loop()
         self._handler_kwargs = handler_arguments(plain)
         super().__init__(
@@ -240,6 +247,9 @@ class WorkerServer(web.Server):
         )
         self._header_timeout = header_timeout
         self._reads = ReadQueue(self._handler_loop)
+        self._writes: WriteBatch | None = None
+        if write_delay > 0 and can_batch(self._handler_loop):
+            self._writes = WriteBatch(self._handler_loop, write_delay)
         self.open_connections = 0
         self.on_count: Callable[[int], None] | None = None
         """Called with the new count whenever a connection opens or closes."""
@@ -264,6 +274,7 @@ class WorkerServer(web.Server):
             loop=self._handler_loop,
             header_timeout=self._header_timeout,
             reads=self._reads,
+            writes=self._writes,
             **self._handler_kwargs,
         )
 
@@ -279,7 +290,7 @@ class WorkerAppRunner(web.AppRunner):
     at start.
     """
 
-    __slots__ = ("_header_timeout",)
+    __slots__ = ("_header_timeout", "_write_delay")
 
     def __init__(
         self,
@@ -287,10 +298,12 @@ class WorkerAppRunner(web.AppRunner):
         *,
         header_timeout: float,
         keepalive_timeout: float,
+        write_delay: float,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, keepalive_timeout=keepalive_timeout, **kwargs)
         self._header_timeout = header_timeout
+        self._write_delay = write_delay
 
     async def _make_server(self) -> web.Server:
-        return WorkerServer(await super()._make_server(), self._header_timeout)
+        return WorkerServer(await super()._make_server(), self._header_timeout, self._write_delay)

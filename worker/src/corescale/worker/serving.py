@@ -138,6 +138,7 @@ class ServingProcess:
         runner = WorkerAppRunner(
             app,
             header_timeout=config.header_timeout,
+            write_delay=config.write_delay,
             keepalive_timeout=config.keep_alive_timeout,
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
