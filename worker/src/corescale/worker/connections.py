@@ -1,4 +1,4 @@
-"""The worker's aiohttp server, per connection: time limits, and a live count of them.
+"""The worker's aiohttp server, per connection: time limits, read order, batched writes, a count.
 
 The count: aiohttp drops a closed connection from `Server.connections` only
 once its handler task has finished, and tells nobody. The balanced accept
@@ -43,6 +43,10 @@ that it would overtake: no other connection of this process has a request
 head parsed and not yet answered, and no earlier read waits. There the
 deferral changed no order and cost a callback and a turn of the loop, about
 4 % of a `/` request's instructions (docs/worker.md).
+
+The writes: a handler hands aiohttp a BatchedTransport around the socket's
+own, so that answers leave together at the end of the loop's turn
+(writes.py says why, and what bounds the wait).
 
 aiohttp's public API does not reach all of this. Each private part it needs
 is read in one place: `waiting_for_head` (and, inline because it runs on
@@ -138,7 +142,7 @@ class ReadQueue:
 
 
 class TimedRequestHandler(web.RequestHandler):
-    """aiohttp's connection handler: slow request heads closed, reads taken in order."""
+    """aiohttp's connection handler: slow request heads closed, reads in order, writes batched."""
 
     __slots__ = ("_busy", "_event_loop", "_header_handle", "_header_timeout", "_reads", "_writes")
 
@@ -280,7 +284,7 @@ class WorkerServer(web.Server):
 
 
 class WorkerAppRunner(web.AppRunner):
-    """An AppRunner whose server applies the header timeout (keep-alive is aiohttp's own).
+    """An AppRunner whose server applies the header timeout and the write delay (writes.py).
 
     aiohttp offers no public way to choose the server (the protocol factory)
     an AppRunner makes for its app; `_make_server` is the one method that

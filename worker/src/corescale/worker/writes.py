@@ -1,23 +1,22 @@
 """Answers leave together: a connection's writes wait, briefly, for the others of the loop's turn.
 
-Why: under load, one turn of the event loop answers many connections. aiohttp
-hands each answer to its socket at once, so the process goes back and forth
-between its own code and the kernel's (send, and waking the client) once per
-answer. Holding the writes until the end of the turn and sending them one
-after another costs the same system calls but did the work in less CPU time:
-side by side on `/` with 64 keep-alive connections, 11-20 % more requests per
-second than sending each at once (docs/worker.md has the runs). Node's HTTP
-server does the same for the same reason: it corks a response's socket and
-uncorks it on the next tick.
+Why: under load, one turn of the event loop answers many connections.
+aiohttp hands each answer to its socket at once, so the process goes back
+and forth between its own code and the kernel's (send, and waking the
+client) once per answer. Holding the writes until the end of the turn and
+sending them one after another costs the same system calls but did the
+work in less CPU time: side by side on `/` with 64 keep-alive connections,
+a fifth more requests per second than sending each at once (docs/worker.md,
+*Answers sent together*, has the runs). Node's HTTP server does the same
+for the same reason: it corks a response's socket and uncorks it on the
+next tick.
 
-The bound: a write waits at most `max_delay` after the first write of its
-batch, and only while the handlers keep writing; a batch older than that is
-sent at the next write, so a turn of slow (CPU-bound) requests does not hold
-the first answer until the last is done (without the bound the p99 of
-`/cpu?ms=1` rose by half). A connection with `MAX_PENDING` bytes waiting
-sends them at once, so a handler that streams a large body without yielding
-does not pile it up here. `max_delay` 0 turns batching off: every write goes
-straight to the socket, as in plain aiohttp.
+The bound: a batch is sent at the end of the turn, or at the first write
+after it has waited `max_delay`, whichever comes first; so a turn of slow
+(CPU-bound) requests does not hold the first answer until the last is done
+(without the bound the p99 of `/cpu?ms=1` rose by about half). A
+connection holding `MAX_PENDING` bytes sends them at once, so a handler
+that streams a large body without yielding does not pile it up here.
 
 Order: each connection's bytes leave in the order they were written; close,
 write_eof and anything else that must come after the data send what waits
@@ -33,12 +32,9 @@ installed), where aiohttp sends files with ordinary writes.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterable
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 MAX_PENDING = 64 * 1024
 """Bytes one connection may hold back; a larger write is sent at once, after those before it."""
