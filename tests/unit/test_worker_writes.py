@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import uvloop
 from aiohttp import web
@@ -227,3 +228,41 @@ def test_the_server_batches_answers_and_keeps_files_and_streams_whole(
             await runner.cleanup()
 
     run(loop_name, check)
+
+
+def test_a_websocket_echoes_and_closes_through_batched_writes() -> None:
+    """WebSocket frames leave with the batch, in order, and so does the close."""
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(message.data.upper())
+            await ws.send_str(message.data)
+        return ws
+
+    async def check() -> None:
+        app = web.Application()
+        app.router.add_get("/ws", echo)
+        runner = connections.WorkerAppRunner(
+            app, header_timeout=60, keepalive_timeout=60, write_delay=0.001
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws,
+            ):
+                for word in ("one", "two"):
+                    await ws.send_str(word)
+                    assert await ws.receive_str(timeout=5) == word.upper()
+                    assert await ws.receive_str(timeout=5) == word
+                await ws.close()
+                assert ws.close_code == 1000
+        finally:
+            await runner.cleanup()
+
+    run("uvloop", check)
