@@ -26,6 +26,17 @@ from corescale.worker.writes import MAX_PENDING, BatchedTransport, WriteBatch
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
+class Company:
+    """How many connections have a request open (connections.ReadQueue keeps the real count)."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+
+
+BUSY = Company(busy=2)
+"""The writing connection and one other: answers wait for the batch."""
+
+
 def run(loop_name: str, check: Callable[[], Coroutine[Any, Any, None]]) -> None:
     with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
         runner.run(check())
@@ -62,7 +73,7 @@ def test_writes_wait_for_the_end_of_the_turn_and_keep_each_connections_order(
     loop_name: str,
 ) -> None:
     async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60)
+        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
         (one, one_peer), (two, two_peer) = await connection(batch), await connection(batch)
         one.write(b"a1 ")
         two.write(b"b1 ")
@@ -80,9 +91,30 @@ def test_writes_wait_for_the_end_of_the_turn_and_keep_each_connections_order(
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_lone_answer_leaves_at_once_and_one_among_held_ones_joins_them(loop_name: str) -> None:
+    async def check() -> None:
+        alone = Company(busy=1)
+        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=alone)
+        (one, one_peer), (two, two_peer) = await connection(batch), await connection(batch)
+        one.write(b"nobody else")
+        assert received(one_peer) == b"nobody else"
+        alone.busy = 2
+        one.write(b"held")
+        alone.busy = 1
+        two.write(b"joins")
+        assert received(one_peer) == b"" and received(two_peer) == b""
+        await turns()
+        assert received(one_peer) == b"held" and received(two_peer) == b"joins"
+        one.close()
+        two.close()
+
+    run(loop_name, check)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
 def test_a_batch_older_than_the_delay_leaves_at_the_next_write(loop_name: str) -> None:
     async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=0.01)
+        batch = WriteBatch(asyncio.get_running_loop(), max_delay=0.01, company=BUSY)
         (one, one_peer), (two, two_peer) = await connection(batch), await connection(batch)
         one.write(b"first")
         time.sleep(0.02)  # noqa: ASYNC251 (a slow handler, in the same turn)
@@ -100,7 +132,7 @@ def test_a_batch_older_than_the_delay_leaves_at_the_next_write(loop_name: str) -
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_close_sends_what_waits_first_and_abort_drops_it(loop_name: str) -> None:
     async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60)
+        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
         (closed, closed_peer), (aborted, aborted_peer) = (
             await connection(batch),
             await connection(batch),
@@ -125,7 +157,7 @@ def test_close_sends_what_waits_first_and_abort_drops_it(loop_name: str) -> None
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_a_large_write_leaves_at_once_after_what_waits(loop_name: str) -> None:
     async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60)
+        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
         transport, peer = await connection(batch)
         transport.write(b"head|")
         body = bytes(range(256)) * (MAX_PENDING // 256 + 1)
@@ -141,7 +173,7 @@ def test_a_large_write_leaves_at_once_after_what_waits(loop_name: str) -> None:
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_a_reused_buffer_is_sent_as_it_was_when_written(loop_name: str) -> None:
     async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60)
+        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
         transport, peer = await connection(batch)
         buffer = bytearray(b"original")
         transport.write(buffer)

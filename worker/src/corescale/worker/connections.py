@@ -253,7 +253,7 @@ class WorkerServer(web.Server):
         self._reads = ReadQueue(self._handler_loop)
         self._writes: WriteBatch | None = None
         if write_delay > 0 and can_batch(self._handler_loop):
-            self._writes = WriteBatch(self._handler_loop, write_delay)
+            self._writes = WriteBatch(self._handler_loop, write_delay, self._reads)
         self.open_connections = 0
         self.on_count: Callable[[int], None] | None = None
         """Called with the new count whenever a connection opens or closes."""

@@ -11,6 +11,11 @@ a fifth more requests per second than sending each at once (docs/worker.md,
 for the same reason: it corks a response's socket and uncorks it on the
 next tick.
 
+Alone: an answer is sent at once when no other connection of the loop has
+a request open and nothing is held, since nothing would join it. So a
+lone client (sequential requests, a stream, a quiet hour) pays neither the
+wait nor the extra turn of the loop that sending the batch takes.
+
 The bound: a batch is sent at the end of the turn, or at the first write
 after it has waited `max_delay`, whichever comes first; so a turn of slow
 (CPU-bound) requests does not hold the first answer until the last is done
@@ -34,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 MAX_PENDING = 64 * 1024
 """Bytes one connection may hold back; a larger write is sent at once, after those before it."""
@@ -49,13 +54,21 @@ def can_batch(loop: asyncio.AbstractEventLoop) -> bool:
     return type(loop).sendfile is asyncio.AbstractEventLoop.sendfile
 
 
+class Company(Protocol):
+    """Who else may be answering on this loop (connections.ReadQueue)."""
+
+    busy: int
+    """Connections with a request open, the writing one included."""
+
+
 class WriteBatch:
     """The held writes of one event loop's connections, sent together at the end of its turn."""
 
-    __slots__ = ("_held", "_loop", "_scheduled", "_started", "max_delay")
+    __slots__ = ("_held", "_loop", "_scheduled", "_started", "company", "max_delay")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_delay: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_delay: float, company: Company) -> None:
         self._loop = loop
+        self.company = company
         self.max_delay = max_delay
         """Seconds a batch may grow after its first write before the next write sends it."""
         self._held: list[BatchedTransport] = []
@@ -116,18 +129,23 @@ class BatchedTransport(asyncio.Transport):
             # The transport's own answer to a late write (it drops it).
             self._real.write(data)
             return
+        batch = self._batch
+        if not self._held and batch.company.busy <= 1 and not batch._held:
+            # Alone (module docstring): nothing would join this write.
+            self._real.write(data)
+            return
         size = len(data)
         if self._held_size + size > MAX_PENDING:
             self.send_held()
             self._real.write(data)
             return
         if not self._held:
-            self._batch.hold(self)
+            batch.hold(self)
         # The caller may reuse a mutable buffer once write returns.
         self._held.append(data if type(data) is bytes else bytes(data))
         self._held_size += size
-        if self._batch.due():
-            self._batch.send()
+        if batch.due():
+            batch.send()
 
     def writelines(self, list_of_data: Iterable[Data]) -> None:
         for data in list_of_data:
