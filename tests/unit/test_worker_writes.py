@@ -37,9 +37,31 @@ BUSY = Company(busy=2)
 """The writing connection and one other: answers wait for the batch."""
 
 
+OPENED: list[tuple[BatchedTransport, socket.socket]] = []
+"""The connections `pairs` made in the running test; `run` closes them."""
+
+
 def run(loop_name: str, check: Callable[[], Coroutine[Any, Any, None]]) -> None:
     with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
-        runner.run(check())
+        try:
+            runner.run(check())
+        finally:
+            for transport, peer in OPENED:
+                transport.abort()
+                peer.close()
+            OPENED.clear()
+
+
+def on_both_loops(body: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
+    """The async test `body` as a test run once under each event loop of LOOPS."""
+
+    @pytest.mark.parametrize("loop_name", LOOPS)
+    def test(loop_name: str) -> None:
+        run(loop_name, body)
+
+    test.__name__ = test.__qualname__ = body.__name__
+    test.__doc__ = body.__doc__
+    return test
 
 
 def received(peer: socket.socket) -> bytes:
@@ -63,126 +85,110 @@ async def connection(batch: WriteBatch) -> tuple[BatchedTransport, socket.socket
     return BatchedTransport(transport, batch), theirs
 
 
+async def pairs(
+    n: int, *, max_delay: float = 60, company: Company = BUSY
+) -> list[tuple[BatchedTransport, socket.socket]]:
+    """`n` connections writing to one batch, each with its peer socket."""
+    batch = WriteBatch(asyncio.get_running_loop(), max_delay=max_delay, company=company)
+    made = [await connection(batch) for _ in range(n)]
+    OPENED.extend(made)
+    return made
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    """`app` behind the worker's runner (1 ms write delay) on a free port of 127.0.0.1."""
+    runner = connections.WorkerAppRunner(
+        app, header_timeout=60, keepalive_timeout=60, write_delay=0.001
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 async def turns(n: int = 3) -> None:
     for _ in range(n):
         await asyncio.sleep(0)
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_writes_wait_for_the_end_of_the_turn_and_keep_each_connections_order(
-    loop_name: str,
-) -> None:
-    async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
-        (one, one_peer), (two, two_peer) = await connection(batch), await connection(batch)
-        one.write(b"a1 ")
-        two.write(b"b1 ")
-        one.writelines([b"a2 ", memoryview(b"a3")])
-        assert received(one_peer) == b"" and received(two_peer) == b""
-        assert one.get_write_buffer_size() == len(b"a1 a2 a3")
-        await turns()
-        assert received(one_peer) == b"a1 a2 a3"
-        assert received(two_peer) == b"b1 "
-        assert one.get_write_buffer_size() == 0
-        one.close()
-        two.close()
-
-    run(loop_name, check)
+@on_both_loops
+async def test_writes_wait_for_the_end_of_the_turn_and_keep_each_connections_order() -> None:
+    (one, one_peer), (two, two_peer) = await pairs(2)
+    one.write(b"a1 ")
+    two.write(b"b1 ")
+    one.writelines([b"a2 ", memoryview(b"a3")])
+    assert received(one_peer) == b"" and received(two_peer) == b""
+    assert one.get_write_buffer_size() == len(b"a1 a2 a3")
+    await turns()
+    assert received(one_peer) == b"a1 a2 a3"
+    assert received(two_peer) == b"b1 "
+    assert one.get_write_buffer_size() == 0
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_a_lone_answer_leaves_at_once_and_one_among_held_ones_joins_them(loop_name: str) -> None:
-    async def check() -> None:
-        alone = Company(busy=1)
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=alone)
-        (one, one_peer), (two, two_peer) = await connection(batch), await connection(batch)
-        one.write(b"nobody else")
-        assert received(one_peer) == b"nobody else"
-        alone.busy = 2
-        one.write(b"held")
-        alone.busy = 1
-        two.write(b"joins")
-        assert received(one_peer) == b"" and received(two_peer) == b""
-        await turns()
-        assert received(one_peer) == b"held" and received(two_peer) == b"joins"
-        one.close()
-        two.close()
-
-    run(loop_name, check)
+@on_both_loops
+async def test_a_lone_answer_leaves_at_once_and_one_among_held_ones_joins_them() -> None:
+    alone = Company(busy=1)
+    (one, one_peer), (two, two_peer) = await pairs(2, company=alone)
+    one.write(b"nobody else")
+    assert received(one_peer) == b"nobody else"
+    alone.busy = 2
+    one.write(b"held")
+    alone.busy = 1
+    two.write(b"joins")
+    assert received(one_peer) == b"" and received(two_peer) == b""
+    await turns()
+    assert received(one_peer) == b"held" and received(two_peer) == b"joins"
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_a_batch_older_than_the_delay_leaves_at_the_next_write(loop_name: str) -> None:
-    async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=0.01, company=BUSY)
-        (one, one_peer), (two, two_peer) = await connection(batch), await connection(batch)
-        one.write(b"first")
-        time.sleep(0.02)  # noqa: ASYNC251 (a slow handler, in the same turn)
-        assert received(one_peer) == b""
-        two.write(b"second")
-        # Both left in that write, without the loop turning.
-        assert received(one_peer) == b"first"
-        assert received(two_peer) == b"second"
-        one.close()
-        two.close()
-
-    run(loop_name, check)
+@on_both_loops
+async def test_a_batch_older_than_the_delay_leaves_at_the_next_write() -> None:
+    (one, one_peer), (two, two_peer) = await pairs(2, max_delay=0.01)
+    one.write(b"first")
+    time.sleep(0.02)  # noqa: ASYNC251 (a slow handler, in the same turn)
+    assert received(one_peer) == b""
+    two.write(b"second")
+    # Both left in that write, without the loop turning.
+    assert received(one_peer) == b"first"
+    assert received(two_peer) == b"second"
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_close_sends_what_waits_first_and_abort_drops_it(loop_name: str) -> None:
-    async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
-        (closed, closed_peer), (aborted, aborted_peer) = (
-            await connection(batch),
-            await connection(batch),
-        )
-        closed.write(b"last words")
-        aborted.write(b"never sent")
-        closed.close()
-        aborted.abort()
-        assert closed.is_closing() and aborted.is_closing()
-        await turns()
-        assert received(closed_peer) == b"last words<EOF>"
-        assert received(aborted_peer) in (b"<EOF>", b"")
-        # A write after close is the socket transport's to refuse (uvloop raises,
-        # asyncio's drops it): nothing is held for it.
-        with contextlib.suppress(RuntimeError):
-            closed.write(b"late")
-        assert closed.get_write_buffer_size() == 0
-
-    run(loop_name, check)
+@on_both_loops
+async def test_close_sends_what_waits_first_and_abort_drops_it() -> None:
+    (closed, closed_peer), (aborted, aborted_peer) = await pairs(2)
+    closed.write(b"last words")
+    aborted.write(b"never sent")
+    closed.close()
+    aborted.abort()
+    assert closed.is_closing() and aborted.is_closing()
+    await turns()
+    assert received(closed_peer) == b"last words<EOF>"
+    assert received(aborted_peer) in (b"<EOF>", b"")
+    # A write after close is the socket transport's to refuse (uvloop raises,
+    # asyncio's drops it): nothing is held for it.
+    with contextlib.suppress(RuntimeError):
+        closed.write(b"late")
+    assert closed.get_write_buffer_size() == 0
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_a_large_write_leaves_at_once_after_what_waits(loop_name: str) -> None:
-    async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
-        transport, peer = await connection(batch)
-        transport.write(b"head|")
-        body = bytes(range(256)) * (MAX_PENDING // 256 + 1)
-        transport.write(body)
-        got = received(peer)  # no turn of the loop: sent in the write itself
-        assert got.startswith(b"head|" + body[:1000])
-        assert transport.get_write_buffer_size() == len(b"head|") + len(body) - len(got)
-        transport.close()
-
-    run(loop_name, check)
+@on_both_loops
+async def test_a_large_write_leaves_at_once_after_what_waits() -> None:
+    ((transport, peer),) = await pairs(1)
+    transport.write(b"head|")
+    body = bytes(range(256)) * (MAX_PENDING // 256 + 1)
+    transport.write(body)
+    got = received(peer)  # no turn of the loop: sent in the write itself
+    assert got.startswith(b"head|" + body[:1000])
+    assert transport.get_write_buffer_size() == len(b"head|") + len(body) - len(got)
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_a_reused_buffer_is_sent_as_it_was_when_written(loop_name: str) -> None:
-    async def check() -> None:
-        batch = WriteBatch(asyncio.get_running_loop(), max_delay=60, company=BUSY)
-        transport, peer = await connection(batch)
-        buffer = bytearray(b"original")
-        transport.write(buffer)
-        buffer[:] = b"REUSED!!"
-        await turns()
-        assert received(peer) == b"original"
-        transport.close()
-
-    run(loop_name, check)
+@on_both_loops
+async def test_a_reused_buffer_is_sent_as_it_was_when_written() -> None:
+    ((transport, peer),) = await pairs(1)
+    buffer = bytearray(b"original")
+    transport.write(buffer)
+    buffer[:] = b"REUSED!!"
+    await turns()
+    assert received(peer) == b"original"
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
@@ -216,13 +222,7 @@ def test_the_server_batches_answers_and_keeps_files_and_streams_whole(
         app.router.add_get("/", hello)
         app.router.add_get("/stream", stream)
         app.router.add_get("/file", file)
-        runner = connections.WorkerAppRunner(
-            app, header_timeout=60, keepalive_timeout=60, write_delay=0.001
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await serve(app)
         server = runner.server
         assert isinstance(server, connections.WorkerServer)
         batched: list[bool] = []
@@ -262,8 +262,12 @@ def test_the_server_batches_answers_and_keeps_files_and_streams_whole(
     run(loop_name, check)
 
 
-def test_a_websocket_echoes_and_closes_through_batched_writes() -> None:
-    """WebSocket frames leave with the batch, in order, and so does the close."""
+def test_websockets_echo_and_close_through_batched_writes() -> None:
+    """WebSocket frames leave with the batch, in order, and so does the close.
+
+    Two WebSockets are open at once, so each handler has another request
+    open beside its own and its frames wait for the batch (not sent alone).
+    """
 
     async def echo(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -276,24 +280,23 @@ def test_a_websocket_echoes_and_closes_through_batched_writes() -> None:
     async def check() -> None:
         app = web.Application()
         app.router.add_get("/ws", echo)
-        runner = connections.WorkerAppRunner(
-            app, header_timeout=60, keepalive_timeout=60, write_delay=0.001
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await serve(app)
         try:
+            url = f"http://127.0.0.1:{port}/ws"
             async with (
                 aiohttp.ClientSession() as session,
-                session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws,
+                session.ws_connect(url) as first,
+                session.ws_connect(url) as second,
             ):
                 for word in ("one", "two"):
-                    await ws.send_str(word)
-                    assert await ws.receive_str(timeout=5) == word.upper()
-                    assert await ws.receive_str(timeout=5) == word
-                await ws.close()
-                assert ws.close_code == 1000
+                    for ws in (first, second):
+                        await ws.send_str(word)
+                    for ws in (first, second):
+                        assert await ws.receive_str(timeout=5) == word.upper()
+                        assert await ws.receive_str(timeout=5) == word
+                for ws in (first, second):
+                    await ws.close()
+                    assert ws.close_code == 1000
         finally:
             await runner.cleanup()
 
