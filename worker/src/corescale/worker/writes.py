@@ -85,8 +85,8 @@ class WriteBatch:
             self._loop.call_soon(self._end_of_turn)
 
     def due(self) -> bool:
-        """Whether the batch has waited long enough that the next write should send it."""
-        return bool(self._held) and _clock() - self._started > self.max_delay
+        """Whether the batch, with a write just held, has waited long enough to go now."""
+        return _clock() - self._started > self.max_delay
 
     def send(self) -> None:
         """Every held write, now, each connection's in order."""
