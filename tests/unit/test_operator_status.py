@@ -346,6 +346,25 @@ def test_pods_taken_out_of_service_with_their_nodes_are_reported_naming_the_node
     assert ready == f"1/4 workers ready in 1/4 pods (pods mode); {lost}"
 
 
+def test_a_lost_pod_the_deployment_still_counts_ready_makes_the_cluster_not_ready() -> None:
+    """The node controller marks the pods first and the Deployment's counts
+    follow a moment later: in between, Ready already says what Degraded says."""
+    parsed = spec.parse({"replicas": 2}, "i")
+    observed = status.Observed(
+        deployments={"pods": _deployment(parsed, ready=2)},
+        service={"metadata": {"name": "hello"}},
+        pods=[
+            _pod_on("hello-pods-a", "pool-0", "True", "True"),
+            _pod_on("hello-pods-b", "pool-2", "False", "True"),
+        ],
+    )
+    assert _conditions(_compute(parsed, observed)) == {
+        "Ready": ("False", "NodeNotReady"),
+        "Progressing": ("True", "NodeNotReady"),
+        "Degraded": ("True", "NodeNotReady"),
+    }
+
+
 def test_starting_or_stopping_pods_are_no_lost_node() -> None:
     starting = _pod_on("hello-pods-a", "pool-0", "False", "False")
     stopping = _pod_on("hello-pods-b", "pool-1", "False", "True")

@@ -301,9 +301,17 @@ def compute(
     problems += pod_problems(observed.pods)
     lost = [p for p in problems if p.reason == "NodeNotReady"]
     # An error of the operator's own (a child it may not write) means the
-    # spec is not carried out, however well the pods run.
+    # spec is not carried out, however well the pods run. A pod whose node
+    # was lost is out of service the moment the node controller marks it,
+    # while the Deployment may count it ready for a moment longer: Ready
+    # follows the pods, so that it never says True beside a Degraded that
+    # names workers out of service.
     finished = (
-        rolled_out(current, desired) and not others and observed.service is not None and not errors
+        rolled_out(current, desired)
+        and not others
+        and observed.service is not None
+        and not errors
+        and not lost
     )
     # Ready means serving: the Service's endpoints list every ready pod.
     waiting = unlisted(observed) if finished else []
