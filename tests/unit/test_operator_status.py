@@ -317,26 +317,38 @@ def _pod_on(name: str, node: str, ready: str, containers_ready: str) -> dict[str
     }
 
 
+NODE_NOT_READY = {
+    "Ready": ("False", "NodeNotReady"),
+    "Progressing": ("True", "NodeNotReady"),
+    "Degraded": ("True", "NodeNotReady"),
+}
+
+
+def _with_pods(parsed: spec.CoreClusterSpec, ready: int, *pods: dict[str, Any]) -> status.Observed:
+    """A pods-mode cluster whose Deployment counts ``ready`` pods ready."""
+    return status.Observed(
+        deployments={"pods": _deployment(parsed, ready=ready)},
+        service={"metadata": {"name": "hello"}},
+        pods=list(pods),
+    )
+
+
 def test_pods_taken_out_of_service_with_their_nodes_are_reported_naming_the_nodes() -> None:
     """The node controller marks the pods of a lost node not ready and leaves
     their containers ready: that, not a rollout, is why the workers are missing."""
     parsed = spec.parse({"replicas": 4}, "i")
-    observed = status.Observed(
-        deployments={"pods": _deployment(parsed, ready=1)},
-        service={"metadata": {"name": "hello"}},
-        pods=[
+    result = _compute(
+        parsed,
+        _with_pods(
+            parsed,
+            1,
             _pod_on("hello-pods-a", "pool-0", "True", "True"),
             _pod_on("hello-pods-b", "pool-2", "False", "True"),
             _pod_on("hello-pods-c", "pool-5", "False", "True"),
             _pod_on("hello-pods-d", "pool-5", "False", "True"),
-        ],
+        ),
     )
-    result = _compute(parsed, observed)
-    assert _conditions(result) == {
-        "Ready": ("False", "NodeNotReady"),
-        "Progressing": ("True", "NodeNotReady"),
-        "Degraded": ("True", "NodeNotReady"),
-    }
+    assert _conditions(result) == NODE_NOT_READY
     lost = (
         "nodes not ready, 3 pods out of service: "
         "pool-2 (hello-pods-b), pool-5 (hello-pods-c, hello-pods-d)"
@@ -350,19 +362,13 @@ def test_a_lost_pod_the_deployment_still_counts_ready_makes_the_cluster_not_read
     """The node controller marks the pods first and the Deployment's counts
     follow a moment later: in between, Ready already says what Degraded says."""
     parsed = spec.parse({"replicas": 2}, "i")
-    observed = status.Observed(
-        deployments={"pods": _deployment(parsed, ready=2)},
-        service={"metadata": {"name": "hello"}},
-        pods=[
-            _pod_on("hello-pods-a", "pool-0", "True", "True"),
-            _pod_on("hello-pods-b", "pool-2", "False", "True"),
-        ],
+    observed = _with_pods(
+        parsed,
+        2,
+        _pod_on("hello-pods-a", "pool-0", "True", "True"),
+        _pod_on("hello-pods-b", "pool-2", "False", "True"),
     )
-    assert _conditions(_compute(parsed, observed)) == {
-        "Ready": ("False", "NodeNotReady"),
-        "Progressing": ("True", "NodeNotReady"),
-        "Degraded": ("True", "NodeNotReady"),
-    }
+    assert _conditions(_compute(parsed, observed)) == NODE_NOT_READY
 
 
 def test_starting_or_stopping_pods_are_no_lost_node() -> None:
