@@ -51,8 +51,8 @@ from typing import Any
 
 import yaml
 
-from corescale.operator.names import API_VERSION, CLUSTER_LABEL, PLURAL
-from corescale.operator.placement import ZONE_KEY
+from corescale.operator.api.names import API_VERSION, CLUSTER_LABEL, PLURAL
+from corescale.operator.api.placement import ZONE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))

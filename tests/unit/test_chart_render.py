@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from corescale.operator import render as render_pods
-from corescale.operator import settings
-from corescale.operator import spec as worker_spec
+from corescale.operator.api import spec as worker_spec
+from corescale.operator.decide import render as render_pods
+from corescale.operator.process import settings
 from tests.charttools import (
     OPERATOR_NS,
     container_env,

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from corescale.operator import render, spec
-from corescale.operator.render import Owner
+from corescale.operator.api import spec
+from corescale.operator.decide import render
+from corescale.operator.decide.render import Owner
 from corescale.worker.config import Config, Mode, load_config
 
 OWNER = Owner("hello", "shop", "0f0e-uid")

@@ -9,7 +9,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from corescale.operator.autoscale import Decision, Policy, Sample, decide
+from corescale.operator.api.spec import Policy
+from corescale.operator.autoscaler.decision import Decision, Sample, decide
 
 POLICY = Policy(min_replicas=1, max_replicas=20, target_in_flight=4)
 

@@ -3,8 +3,8 @@
 import asyncio
 from typing import Any
 
-from corescale.operator.childwatch import ChildStore, ChildWatch, Kind
-from corescale.operator.scaling import pod_summary
+from corescale.operator.runtime.autoscaling import pod_summary
+from corescale.operator.runtime.childwatch import ChildStore, ChildWatch, Kind
 
 
 def _pod(

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from corescale.operator import logs
+from corescale.operator.process import logs
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +34,7 @@ def test_a_bad_setting_is_named_and_stops_the_operator() -> None:
 
 def test_json_logs_are_one_object_per_line() -> None:
     record = logging.LogRecord(
-        "corescale.operator.reconcile",
+        "corescale.operator.runtime.reconcile",
         logging.INFO,
         __file__,
         1,
@@ -45,4 +45,4 @@ def test_json_logs_are_one_object_per_line() -> None:
     entry = json.loads(logs.JsonFormatter().format(record))
     assert entry["message"] == "ns/hello: scaled 2 -> 4 workers"
     assert entry["level"] == "info"
-    assert entry["logger"] == "corescale.operator.reconcile"
+    assert entry["logger"] == "corescale.operator.runtime.reconcile"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from corescale.operator.autoscale import Policy
-from corescale.operator.decisions import Decisions, Record, clamp, ignored_replicas
+from corescale.operator.api.spec import Policy
+from corescale.operator.autoscaler.ownership import Decisions, Record, clamp, ignored_replicas
 
 POLICY = Policy(min_replicas=2, max_replicas=8)
 KEY = ("shop", "orders")

@@ -12,9 +12,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from corescale.operator.autoscale import Decision, Policy
-from corescale.operator.gather import Gatherer, Key, Pod, Target
-from corescale.operator.scaling import Parsed, targets
+from corescale.operator.api.spec import Policy
+from corescale.operator.autoscaler.decision import Decision
+from corescale.operator.autoscaler.gather import Gatherer, Key, Pod, Target
+from corescale.operator.runtime.autoscaling import Parsed, targets
 
 KEY: Key = ("shop", "orders")
 POLICY = Policy(min_replicas=1, max_replicas=10, target_in_flight=4)

@@ -8,9 +8,10 @@ from typing import Any
 import kopf
 import pytest
 
-from corescale.operator import handlers, plan, scaling
-from corescale.operator.childwatch import ChildStore
-from corescale.operator.status import Observed
+from corescale.operator.decide import plan
+from corescale.operator.decide.status import Observed
+from corescale.operator.runtime import autoscaling, handlers
+from corescale.operator.runtime.childwatch import ChildStore
 
 
 def _obj(name: str, **labels: str) -> dict[str, object]:
@@ -102,7 +103,7 @@ def test_pod_summary_keeps_only_what_status_and_the_autoscaler_read() -> None:
             "podIP": "10.244.0.9",
         },
     }
-    assert scaling.pod_summary(pod) == {
+    assert autoscaling.pod_summary(pod) == {
         "metadata": {"name": "p", "mode": "prefork", "deletionTimestamp": None},
         "spec": {"nodeName": None},
         "status": {
@@ -155,7 +156,7 @@ def test_an_unexpected_error_is_logged_once_and_retried_at_the_resync(
         retry.cancel()
         return delay
 
-    with caplog.at_level(logging.ERROR, logger="corescale.operator.handlers"):
+    with caplog.at_level(logging.ERROR, logger="corescale.operator.runtime.handlers"):
         delay = asyncio.run(twice())
     assert broken.runs == 2
     assert 3500 < delay <= 3600

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from corescale.operator import heap
+from corescale.operator.process import heap
 
 
 @pytest.fixture

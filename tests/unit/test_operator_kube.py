@@ -2,7 +2,7 @@
 
 import pytest
 
-from corescale.operator.kube import KubeError, _as_applied
+from corescale.operator.runtime.kube import KubeError, _as_applied
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from corescale.operator.autoscale import Sample
-from corescale.operator.load import MetricsError, Reading, cluster_sample, concurrency, parse
+from corescale.operator.autoscaler.decision import Sample
+from corescale.operator.autoscaler.load import (
+    MetricsError,
+    Reading,
+    cluster_sample,
+    concurrency,
+    parse,
+)
 
 EXPOSITION = """\
 # HELP corescale_requests_in_flight Requests being handled now.

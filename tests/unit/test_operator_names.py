@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from corescale.operator import names
+from corescale.operator.api import names
 
 CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_coreclusters.yaml"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corescale.operator.own_writes import MEMORY_SECONDS, OwnWrites, version
+from corescale.operator.runtime.own_writes import MEMORY_SECONDS, OwnWrites, version
 
 KEY = ("shop", "hello")
 

@@ -4,8 +4,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from corescale.operator import plan, render, spec
-from corescale.operator.status import Observed, contains
+from corescale.operator.api import spec
+from corescale.operator.decide import plan, render
+from corescale.operator.decide.status import Observed, contains
 
 OWNER = render.Owner("hello", "default", "uid-1")
 

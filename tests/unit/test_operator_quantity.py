@@ -2,7 +2,7 @@
 
 import pytest
 
-from corescale.operator import quantity
+from corescale.operator.api import quantity
 
 
 @pytest.mark.parametrize(

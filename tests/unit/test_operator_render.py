@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from corescale.operator import names, render, spec
+from corescale.operator.api import names, spec
+from corescale.operator.decide import render
 
 OWNER = render.Owner("hello", "shop", "0f0e-uid")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from corescale.operator import settings
+from corescale.operator.process import settings
 
 
 def test_defaults_watch_everything_with_peering() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from corescale.operator import fields, names, quantity, spec
-from corescale.operator import placement as placement_fields
+from corescale.operator.api import fields, names, quantity, spec
+from corescale.operator.api import placement as placement_fields
 
 CRD = Path(__file__).parents[2] / "manifests" / "crd" / "corescale.io_coreclusters.yaml"
 

@@ -4,7 +4,8 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from corescale.operator import render, spec, status
+from corescale.operator.api import spec
+from corescale.operator.decide import render, status
 
 OWNER = render.Owner("hello", "default", "uid-1")
 NOW = "2026-11-25T11:00:00Z"

@@ -12,7 +12,8 @@ import sys
 
 import kopf
 
-from corescale.operator import handlers, heap, logs, metrics, settings
+from corescale.operator.process import heap, logs, metrics, settings
+from corescale.operator.runtime import handlers
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from corescale.operator.kube import Kube, KubeError
-from corescale.operator.names import CLUSTER_LABEL
+from corescale.operator.api.names import CLUSTER_LABEL
+from corescale.operator.runtime.kube import Kube, KubeError
 
 log = logging.getLogger(__name__)
 

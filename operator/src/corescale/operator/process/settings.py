@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from corescale.operator.spec import SERVICE_TYPES
+from corescale.operator.api.spec import SERVICE_TYPES
 
 DEFAULT_WORKER_IMAGE = "corescale-worker:dev"
 LOG_FORMATS = ("text", "json")

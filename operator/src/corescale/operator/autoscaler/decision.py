@@ -29,20 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Policy:
-    """``spec.autoscaling`` with every default filled in."""
-
-    min_replicas: int = 1
-    max_replicas: int = 10
-    target_in_flight: float = 4.0
-    tolerance: float = 0.1
-    up_window: float = 2.0
-    up_max_factor: float = 4.0
-    down_window: float = 60.0
-    down_period: float = 10.0
-    down_max_factor: float = 2.0
+from corescale.operator.api.spec import Policy
 
 
 @dataclass(frozen=True)

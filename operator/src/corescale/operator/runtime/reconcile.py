@@ -8,7 +8,7 @@ same CoreCluster are serialised and bursts of child events collapse into
 one run.
 
 The watches that feed it lag behind the operator's own writes by a moment;
-:class:`~corescale.operator.own_writes.OwnWrites` remembers what those writes
+:class:`~corescale.operator.runtime.own_writes.OwnWrites` remembers what those writes
 returned, so that it never acts twice on its own change.
 """
 
@@ -23,10 +23,13 @@ from dataclasses import dataclass, replace
 
 import kopf
 
-from corescale.operator import decisions, fields, metrics, names, plan, render, spec, status
-from corescale.operator.kube import Kube, KubeError
-from corescale.operator.own_writes import Key, Object, OwnWrites, version
-from corescale.operator.settings import Settings
+from corescale.operator.api import fields, names, spec
+from corescale.operator.autoscaler import ownership
+from corescale.operator.decide import plan, render, status
+from corescale.operator.process import metrics
+from corescale.operator.process.settings import Settings
+from corescale.operator.runtime.kube import Kube, KubeError
+from corescale.operator.runtime.own_writes import Key, Object, OwnWrites, version
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ class Reconciler:
         self._queued: set[Key] = set()
         self._running = asyncio.Semaphore(CONCURRENT_RUNS)
         self._own = OwnWrites()
-        self._decisions = decisions.Decisions()
+        self._decisions = ownership.Decisions()
         self._closed = False
 
     async def close(self) -> None:
@@ -117,7 +120,7 @@ class Reconciler:
         metrics.forget(key)
 
     def autoscaled(
-        self, key: Key, replicas: int, record: decisions.Record, load: float | None
+        self, key: Key, replicas: int, record: ownership.Record, load: float | None
     ) -> None:
         """Take the autoscaler's new count; the next reconcile applies and records it."""
         self._decisions.decided(key, replicas, record, load)
@@ -217,7 +220,7 @@ class Reconciler:
         spec_replicas = wanted.replicas
         if wanted.autoscaling is not None:
             replicas = self._decisions.replicas(key, wanted.autoscaling, spec_replicas, current)
-            ignored = decisions.ignored_replicas(spec_replicas, current, replicas, scaled_by)
+            ignored = ownership.ignored_replicas(spec_replicas, current, replicas, scaled_by)
             if ignored:
                 log.warning("%s/%s: %s", *key, ignored)
                 _event(body, "Warning", "ReplicasIgnored", ignored)

@@ -29,8 +29,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from corescale.operator import metrics
-from corescale.operator.names import API_VERSION, FIELD_MANAGER, KIND, PLURALS
+from corescale.operator.api.names import API_VERSION, FIELD_MANAGER, KIND, PLURALS
+from corescale.operator.process import metrics
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from corescale.operator import names, render
-from corescale.operator.spec import MODES, CoreClusterSpec
-from corescale.operator.status import Observed, Problem, contains, rolled_out
+from corescale.operator.api import names
+from corescale.operator.api.spec import MODES, CoreClusterSpec
+from corescale.operator.decide import render
+from corescale.operator.decide.status import Observed, Problem, contains, rolled_out
 
 Object = Mapping[str, Any]
 

@@ -14,13 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from corescale.operator import decisions, fields, spec
-from corescale.operator.autoscale import Decision
-from corescale.operator.gather import Key, Pod, Target
-from corescale.operator.kube import KubeError
-from corescale.operator.names import MODE_LABEL
-from corescale.operator.own_writes import version
-from corescale.operator.reconcile import Outcome, Reconciler, Snapshot
+from corescale.operator.api import fields, spec
+from corescale.operator.api.names import MODE_LABEL
+from corescale.operator.autoscaler import ownership
+from corescale.operator.autoscaler.decision import Decision
+from corescale.operator.autoscaler.gather import Key, Pod, Target
+from corescale.operator.runtime.kube import KubeError
+from corescale.operator.runtime.own_writes import version
+from corescale.operator.runtime.reconcile import Outcome, Reconciler, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def applier(
         if decision.replicas == target.current:
             return
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = decisions.Record(now, target.current, decision.replicas, decision.reason)
+        record = ownership.Record(now, target.current, decision.replicas, decision.reason)
         reconciler.autoscaled(key, decision.replicas, record, decision.load)
         task = asyncio.create_task(reconcile(key))
         running.add(task)

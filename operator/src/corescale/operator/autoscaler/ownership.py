@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from corescale.operator.autoscale import Policy
+from corescale.operator.api.spec import Policy
 
 Key = tuple[str, str]
 

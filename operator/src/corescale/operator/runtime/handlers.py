@@ -43,11 +43,7 @@ from typing import Any
 
 import kopf
 
-from corescale.operator import kube, plan, scaling, status
-from corescale.operator.childwatch import ChildStore, ChildWatch, Kind
-from corescale.operator.gather import Gatherer, Target
-from corescale.operator.kube import KubeError
-from corescale.operator.names import (
+from corescale.operator.api.names import (
     CHILDREN,
     CLUSTER_LABEL,
     CORECLUSTERS,
@@ -57,9 +53,14 @@ from corescale.operator.names import (
     SLICE_MANAGER,
     SLICE_MANAGER_LABEL,
 )
-from corescale.operator.own_writes import version
-from corescale.operator.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
-from corescale.operator.settings import Settings
+from corescale.operator.autoscaler.gather import Gatherer, Target
+from corescale.operator.decide import plan, status
+from corescale.operator.process.settings import Settings
+from corescale.operator.runtime import autoscaling, kube
+from corescale.operator.runtime.childwatch import ChildStore, ChildWatch, Kind
+from corescale.operator.runtime.kube import KubeError
+from corescale.operator.runtime.own_writes import version
+from corescale.operator.runtime.reconcile import TRANSIENT_DELAY, Outcome, Reconciler, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ KINDS: dict[str, Kind] = {
     DEPLOYMENT_INDEX: Kind(*CHILDREN["deployments"], OURS, _trimmed),
     SERVICE_INDEX: Kind(*CHILDREN["services"], OURS, _trimmed),
     BUDGET_INDEX: Kind(*CHILDREN["budgets"], OURS, _trimmed),
-    POD_INDEX: Kind(*CHILDREN["pods"], OURS, scaling.pod_summary),
+    POD_INDEX: Kind(*CHILDREN["pods"], OURS, autoscaling.pod_summary),
     SLICE_INDEX: Kind(*CHILDREN["endpointslices"], SLICES, status.slice_summary),
 }
 """What childwatch.py watches of the children, and keeps of each."""
@@ -216,17 +217,17 @@ def _start_autoscaler(memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
     reconciler = _reconciler(memo)
     ours: Settings = memo["settings"]
     kept = _keep_indexes(memo, indexes)
-    parsed: scaling.Parsed = {}
+    parsed: autoscaling.Parsed = {}
 
     def targets() -> dict[Key, Target]:
-        return scaling.targets(
+        return autoscaling.targets(
             kept[CC_INDEX], kept[POD_INDEX], reconciler, ours.worker_image, parsed
         )
 
     def snapshot_of(key: Key) -> Snapshot:
         return snapshot(key, kept)
 
-    gatherer = Gatherer(targets, scaling.applier(reconciler, snapshot_of))
+    gatherer = Gatherer(targets, autoscaling.applier(reconciler, snapshot_of))
     shared["gatherer"] = gatherer
     shared["task"] = asyncio.create_task(gatherer.run(), name="corescale autoscaler")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from corescale.operator.names import (
+from corescale.operator.api.names import (
     API_VERSION,
     CLUSTER_LABEL,
     DEFAULT_CONTAINER_ANNOTATION,
@@ -29,8 +29,8 @@ from corescale.operator.names import (
     WORKERS_ANNOTATION,
     WORKERS_PER_POD_ANNOTATION,
 )
-from corescale.operator.placement import HOSTNAME_KEY, Placement
-from corescale.operator.spec import CoreClusterSpec
+from corescale.operator.api.placement import HOSTNAME_KEY, Placement
+from corescale.operator.api.spec import CoreClusterSpec
 
 CONTAINER = "worker"
 RUN_AS = 65532

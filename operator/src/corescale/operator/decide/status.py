@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from corescale.operator import names, render
-from corescale.operator.spec import CoreClusterSpec
+from corescale.operator.api import names
+from corescale.operator.api.spec import CoreClusterSpec
+from corescale.operator.decide import render
 
 Object = Mapping[str, Any]
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from corescale.operator import placement, quantity
-from corescale.operator.autoscale import Policy
-from corescale.operator.fields import BOUNDS, SpecError, choice, integer, number
-from corescale.operator.placement import Placement
+from corescale.operator.api import placement, quantity
+from corescale.operator.api.fields import BOUNDS, SpecError, choice, integer, number
+from corescale.operator.api.placement import Placement
 
 MODES = ("pods", "prefork")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -35,6 +34,21 @@ RESERVED_ENV = (
 _APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 55
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``spec.autoscaling`` with every default filled in."""
+
+    min_replicas: int = 1
+    max_replicas: int = 10
+    target_in_flight: float = 4.0
+    tolerance: float = 0.1
+    up_window: float = 2.0
+    up_max_factor: float = 4.0
+    down_window: float = 60.0
+    down_period: float = 10.0
+    down_max_factor: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from corescale.operator.autoscale import Sample
+from corescale.operator.autoscaler.decision import Sample
 
 IN_FLIGHT = "corescale_requests_in_flight"
 BUSY_SECONDS = "corescale_request_duration_seconds_sum"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corescale.operator import names
-from corescale.operator.fields import BOUNDS, SpecError, choice, integer
+from corescale.operator.api import names
+from corescale.operator.api.fields import BOUNDS, SpecError, choice, integer
 
 WHEN_UNSATISFIABLE = ("ScheduleAnyway", "DoNotSchedule")
 HOSTNAME_KEY = "kubernetes.io/hostname"

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from corescale.operator import autoscale, load, metrics
+from corescale.operator.api.spec import Policy
+from corescale.operator.autoscaler import load
+from corescale.operator.autoscaler.decision import Decision, Sample, decide
+from corescale.operator.process import metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class Pod:
 class Target:
     """What the loop needs of one autoscaled CoreCluster, as now known."""
 
-    policy: autoscale.Policy
+    policy: Policy
     port: int
     current: int
     ready: tuple[Pod, ...]
@@ -49,7 +52,7 @@ class _Track:
     """One CoreCluster's memory between rounds."""
 
     since: float
-    samples: deque[autoscale.Sample] = field(default_factory=deque)
+    samples: deque[Sample] = field(default_factory=deque)
     readings: dict[str, load.Reading] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     last_down: float | None = None
@@ -65,7 +68,7 @@ class Stats:
     round_seconds: float = 0.0
 
 
-Decide = Callable[[Key, autoscale.Decision, Target], Awaitable[None]]
+Decide = Callable[[Key, Decision, Target], Awaitable[None]]
 
 
 class Gatherer:
@@ -138,7 +141,7 @@ class Gatherer:
         horizon = now - max(target.policy.down_window, target.policy.up_window) - 1
         while track.samples and track.samples[0].time < horizon:
             track.samples.popleft()
-        decision = autoscale.decide(
+        decision = decide(
             target.policy,
             track.samples,
             target.current,
