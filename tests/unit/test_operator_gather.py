@@ -140,11 +140,11 @@ def test_targets_list_ready_pods_of_autoscaled_coreclusters_only() -> None:
         }
 
     scaled = ("ns", "scaled")
-    index = {
-        scaled: [cc("scaled", {"autoscaling": {"maxReplicas": 4}, "port": 9000})],
-        ("ns", "fixed"): [cc("fixed", {"replicas": 2})],
-        ("ns", "broken"): [cc("broken", {"autoscaling": {"maxReplicas": 0}})],
-    }
+    coreclusters = [
+        (scaled, cc("scaled", {"autoscaling": {"maxReplicas": 4}, "port": 9000})),
+        (("ns", "fixed"), cc("fixed", {"replicas": 2})),
+        (("ns", "broken"), cc("broken", {"autoscaling": {"maxReplicas": 0}})),
+    ]
     pods = {
         scaled: [
             pod("a", "True", "10.0.0.1"),
@@ -154,7 +154,7 @@ def test_targets_list_ready_pods_of_autoscaled_coreclusters_only() -> None:
         ("ns", "fixed"): [pod("d", "True", "10.0.0.4")],
     }
     parsed: Parsed = {}
-    found = targets(index, pods, Remembers(), "img", parsed)  # type: ignore[arg-type]
+    found = targets(coreclusters, pods, Remembers(), "img", parsed)  # type: ignore[arg-type]
     assert list(found) == [scaled]
     assert found[scaled].port == 9000
     assert found[scaled].current == 3
@@ -173,14 +173,14 @@ def test_targets_parse_a_spec_again_only_when_its_resource_version_changes() -> 
 
     key = ("ns", "a")
     parsed: Parsed = {}
-    assert targets({key: [cc("1", 9000)]}, {}, Remembers(), "img", parsed)[key].port == 9000  # type: ignore[arg-type]
+    assert targets([(key, cc("1", 9000))], {}, Remembers(), "img", parsed)[key].port == 9000  # type: ignore[arg-type]
     first = parsed[key][1]
     # Same version: the parsed spec is reused, even if the body handed in differs.
-    assert targets({key: [cc("1", 9001)]}, {}, Remembers(), "img", parsed)[key].port == 9000  # type: ignore[arg-type]
+    assert targets([(key, cc("1", 9001))], {}, Remembers(), "img", parsed)[key].port == 9000  # type: ignore[arg-type]
     assert parsed[key][1] is first
-    assert targets({key: [cc("2", 9001)]}, {}, Remembers(), "img", parsed)[key].port == 9001  # type: ignore[arg-type]
-    # A CoreCluster gone from the index is forgotten.
-    targets({}, {}, Remembers(), "img", parsed)  # type: ignore[arg-type]
+    assert targets([(key, cc("2", 9001))], {}, Remembers(), "img", parsed)[key].port == 9001  # type: ignore[arg-type]
+    # A CoreCluster gone from the store is forgotten.
+    targets([], {}, Remembers(), "img", parsed)  # type: ignore[arg-type]
     assert parsed == {}
 
 

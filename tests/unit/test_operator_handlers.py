@@ -1,17 +1,19 @@
-"""The wiring: which handlers exist, and how indexed children become Observed."""
+"""The wiring: which handlers exist, what the stores keep, and the one reconcile path."""
 
 import asyncio
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import kopf
 import pytest
 
 from corescale.operator.decide import plan
-from corescale.operator.decide.status import Observed
-from corescale.operator.runtime import autoscaling, handlers
-from corescale.operator.runtime.childwatch import ChildStore
+from corescale.operator.process import settings
+from corescale.operator.runtime import autoscaling, handlers, stores
+from corescale.operator.runtime.outcome import Outcome
+from corescale.operator.runtime.own_writes import Key
+from corescale.operator.runtime.scheduler import Scheduler
+from tests.unit.fakekube import FakeKube
 
 
 def _obj(name: str, **labels: str) -> dict[str, object]:
@@ -21,8 +23,9 @@ def _obj(name: str, **labels: str) -> dict[str, object]:
 def test_register_wires_every_trigger() -> None:
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
-    # kopf watches the CoreClusters alone; the children are childwatch.py's.
-    assert {h.id for h in registry._indexing.get_all_handlers()} == {"cc_index"}
+    # kopf watches the CoreClusters alone, into the operator's own store (no
+    # kopf index: the store exists from startup on); the children are childwatch.py's.
+    assert not registry._indexing.get_all_handlers()
     # No create/update/resume handlers: kopf would write its bookkeeping
     # annotations after every change. No timers or daemons: kopf would put a
     # finalizer on every CoreCluster.
@@ -39,25 +42,25 @@ def test_register_wires_every_trigger() -> None:
 
 def test_observed_picks_this_clusters_children_by_mode() -> None:
     key = ("shop", "hello")
-    indexes = {
-        "deployment_index": {
+    children: dict[str, dict[Key, list[Any]]] = {
+        "deployments": {
             key: [
                 _obj("hello-pods", **{"corescale.io/mode": "pods"}),
                 _obj("hello-prefork", **{"corescale.io/mode": "prefork"}),
                 _obj("someone-elses", **{"corescale.io/mode": "pods"}),
             ]
         },
-        "service_index": {key: [_obj("other"), _obj("hello")]},
-        "budget_index": {},
-        "pod_index": {key: [_obj("hello-pods-1"), _obj("hello-pods-2")]},
-        "slice_index": {
+        "services": {key: [_obj("other"), _obj("hello")]},
+        "budgets": {},
+        "pods": {key: [_obj("hello-pods-1"), _obj("hello-pods-2")]},
+        "endpointslices": {
             key: [
                 {"metadata": {"name": "hello-x1", "service": "hello"}},
                 {"metadata": {"name": "other-x1", "service": "other"}},
             ]
         },
     }
-    seen = handlers.observed(key, indexes)
+    seen = stores.observed(key, children)
     assert {mode: d["metadata"]["name"] for mode, d in seen.deployments.items()} == {
         "pods": "hello-pods",
         "prefork": "hello-prefork",
@@ -80,8 +83,8 @@ def test_indexed_copies_drop_managed_fields_except_who_set_replicas() -> None:
         "kind": "X",
         "metadata": {"name": "a", "managedFields": [replicas, status]},
     }
-    assert "managedFields" not in handlers._trimmed(body)["metadata"]
-    kept = handlers._trimmed(body, True)["metadata"]["managedFields"]
+    assert "managedFields" not in stores.trimmed(body)["metadata"]
+    kept = stores.trimmed(body, True)["metadata"]["managedFields"]
     assert kept == [
         {
             "manager": "kubectl-client-side-apply",
@@ -114,21 +117,13 @@ def test_pod_summary_keeps_only_what_status_and_the_autoscaler_read() -> None:
     }
 
 
-class _Synced:
-    """A child watch whose store has been listed (all _run waits for)."""
-
-    def __init__(self) -> None:
-        self.store = ChildStore(dict)
-        self.store.synced.set()
-
-
 class _Broken:
     """A reconciler with a bug: every run raises."""
 
     def __init__(self) -> None:
         self.runs = 0
 
-    async def reconcile_soon(self, key: handlers.Key, take: object) -> None:
+    async def reconcile_soon(self, key: Key, take: object) -> Outcome:
         self.runs += 1
         raise RuntimeError("boom")
 
@@ -139,24 +134,22 @@ def test_an_unexpected_error_is_logged_once_and_retried_at_the_resync(
     """kopf's event handler does not retry; the operator must, or the CoreCluster waits
     for its next event."""
     broken = _Broken()
-    memo: dict[str, Any] = {
-        "child_watches": {"pods": _Synced()},
-        "reconciler": broken,
-        "said": {},
-        "retries": {},
-        "settings": SimpleNamespace(resync_seconds=3600.0),
-    }
     key = ("shop", "hello")
 
     async def twice() -> float:
-        await handlers._run(memo, key, lambda: (None, Observed()))  # type: ignore[arg-type]
-        await handlers._run(memo, key, lambda: (None, Observed()))  # type: ignore[arg-type]
-        retry = memo["retries"][key]
+        scheduler = Scheduler(settings.load({"CORESCALE_RESYNC_SECONDS": "3600"}), FakeKube())
+        scheduler.reconciler = broken  # type: ignore[assignment]
+        for store in scheduler.children.values():
+            store.synced.set()
+        scheduler.seen({"metadata": {"namespace": "shop", "name": "hello"}})
+        await scheduler.reconcile(key)
+        await scheduler.reconcile(key)
+        retry = scheduler._retries[key]
         delay: float = retry.when() - asyncio.get_running_loop().time()
         retry.cancel()
         return delay
 
-    with caplog.at_level(logging.ERROR, logger="corescale.operator.runtime.handlers"):
+    with caplog.at_level(logging.ERROR, logger="corescale.operator.runtime.scheduler"):
         delay = asyncio.run(twice())
     assert broken.runs == 2
     assert 3500 < delay <= 3600

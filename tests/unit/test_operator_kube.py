@@ -2,7 +2,8 @@
 
 import pytest
 
-from corescale.operator.runtime.kube import KubeError, _as_applied
+from corescale.operator.runtime.apipaths import as_applied
+from corescale.operator.runtime.kube import KubeError
 
 
 @pytest.mark.parametrize(
@@ -47,9 +48,9 @@ def test_the_create_entry_is_handed_to_apply_and_only_that_one() -> None:
         {"manager": "kube-controller-manager", "operation": "Update"},
         {"manager": "corescale", "operation": "Update"},
     ]
-    assert _as_applied(fields) == [
+    assert as_applied(fields) == [
         {"op": "test", "path": "/metadata/managedFields/1/manager", "value": "corescale"},
         {"op": "test", "path": "/metadata/managedFields/1/operation", "value": "Update"},
         {"op": "replace", "path": "/metadata/managedFields/1/operation", "value": "Apply"},
     ]
-    assert _as_applied([{"manager": "corescale", "operation": "Apply"}]) == []
+    assert as_applied([{"manager": "corescale", "operation": "Apply"}]) == []

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from corescale.operator.process import metrics, settings
-from corescale.operator.runtime.reconcile import Outcome
+from corescale.operator.runtime.outcome import Outcome
 
 KEY = ("shop", "hello")
 

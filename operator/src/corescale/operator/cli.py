@@ -14,6 +14,7 @@ import kopf
 
 from corescale.operator.process import heap, logs, metrics, settings
 from corescale.operator.runtime import handlers
+from corescale.operator.runtime.state import State
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         peering_name=ours.peering or None,
         priority=ours.priority,
         liveness_endpoint=ours.liveness_url,
-        memo=kopf.Memo(settings=ours),
+        memo=State(ours),
     )
     log.info("stopped")
     return 0

@@ -37,6 +37,17 @@ class Record:
         return {"time": self.time, "from": self.before, "to": self.after, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Count:
+    """The worker count one reconcile runs, and who set it."""
+
+    replicas: int
+    scaled_by: str
+    """Who changed the count last, for the scaling event."""
+    ignored: str | None = None
+    """A warning: spec.replicas changed while the autoscaler owns the count."""
+
+
 def clamp(policy: Policy, replicas: int) -> int:
     return min(policy.max_replicas, max(policy.min_replicas, replicas))
 
@@ -63,6 +74,23 @@ class Decisions:
         if isinstance(stored, int) and not isinstance(stored, bool):
             return clamp(policy, stored)
         return clamp(policy, spec_replicas)
+
+    def count(
+        self,
+        key: Key,
+        policy: Policy | None,
+        spec_replicas: int,
+        status: Mapping[str, Any],
+        scaled_by: str,
+    ) -> Count:
+        """The count to run: spec.replicas by ``scaled_by``, or the autoscaler's while
+        ``policy`` is set (turning autoscaling off forgets its count)."""
+        if policy is None:
+            self.forget(key)
+            return Count(spec_replicas, scaled_by)
+        replicas = self.replicas(key, policy, spec_replicas, status)
+        ignored = ignored_replicas(spec_replicas, status, replicas, scaled_by)
+        return Count(replicas, self.reason(key) or "autoscaler", ignored)
 
     def reason(self, key: Key) -> str | None:
         """Why the count last changed, for the event that reports the scaling."""

@@ -1,17 +1,16 @@
 """Wiring between the autoscaler's loop and the rest of the operator.
 
 :func:`targets` tells the loop which CoreClusters to scrape, read from the
-same kopf indexes the reconciles read (no API call per round), and
-:func:`applier` turns a decision into a reconcile of that CoreCluster, which
+same stores the reconciles read (no API call per round), and :func:`applier`
+turns a decision into a scheduled reconcile of that CoreCluster, which
 writes the Deployment, the status and the event like any other change.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from corescale.operator.api import fields, spec
@@ -19,9 +18,8 @@ from corescale.operator.api.names import MODE_LABEL
 from corescale.operator.autoscaler import ownership
 from corescale.operator.autoscaler.decision import Decision
 from corescale.operator.autoscaler.gather import Key, Pod, Target
-from corescale.operator.runtime.kube import KubeError
 from corescale.operator.runtime.own_writes import version
-from corescale.operator.runtime.reconcile import Outcome, Reconciler, Snapshot
+from corescale.operator.runtime.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,7 @@ def _ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-Parsed = dict[Key, tuple[int, spec.CoreClusterSpec | None]]
+Parsed = dict[Key, tuple[str, spec.CoreClusterSpec | None]]
 """Each autoscaled CoreCluster's spec as last parsed, by the resourceVersion
 it was parsed at (None: refused). The loop asks for its targets every
 second, and parsing a thousand specs that did not change costs a few
@@ -54,7 +52,7 @@ def _parse(
 
 
 def targets(
-    corecluster_index: Mapping[Key, Any],
+    coreclusters: Iterable[tuple[Key, Mapping[str, Any]]],
     pod_index: Mapping[Key, Any],
     reconciler: Reconciler,
     default_image: str,
@@ -62,10 +60,10 @@ def targets(
 ) -> dict[Key, Target]:
     """Every autoscaled CoreCluster with its ready, addressable pods."""
     found: dict[Key, Target] = {}
-    for key in set(parsed) - set(corecluster_index):
+    bodies = dict(coreclusters)
+    for key in set(parsed) - set(bodies):
         del parsed[key]
-    for key, bodies in corecluster_index.items():
-        body = max(bodies, key=version)
+    for key, body in bodies.items():
         raw = body.get("spec") or {}
         if not raw.get("autoscaling") or body["metadata"].get("deletionTimestamp"):
             parsed.pop(key, None)
@@ -90,22 +88,12 @@ def targets(
 
 
 def applier(
-    reconciler: Reconciler, snapshot: Callable[[Key], Snapshot]
+    reconciler: Reconciler, schedule: Callable[[Key], None]
 ) -> Callable[[Key, Decision, Target], Awaitable[None]]:
-    """What the loop calls with each round's decision.
-
-    The reconcile runs as a task of its own, so that one slow API call never
-    delays the next round for every other CoreCluster.
-    """
-    running: set[asyncio.Task[None]] = set()
-
-    async def reconcile(key: Key) -> None:
-        try:
-            outcome = await reconciler.reconcile_soon(key, snapshot(key))
-        except KubeError as exc:
-            outcome = Outcome(exc.message, exc.transient)
-        if outcome.error:
-            log.warning("%s/%s: applying the autoscaler's decision failed: %s", *key, outcome.error)
+    """What the loop calls with each round's decision: a new count is handed to the
+    reconciler and its reconcile scheduled like any other (the same wait for the
+    children's lists, the same retry), never awaited, so that one slow API call
+    never delays the next round for every other CoreCluster."""
 
     async def act(key: Key, decision: Decision, target: Target) -> None:
         if decision.replicas == target.current:
@@ -113,9 +101,7 @@ def applier(
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         record = ownership.Record(now, target.current, decision.replicas, decision.reason)
         reconciler.autoscaled(key, decision.replicas, record, decision.load)
-        task = asyncio.create_task(reconcile(key))
-        running.add(task)
-        task.add_done_callback(running.discard)
+        schedule(key)
 
     return act
 

@@ -1,38 +1,17 @@
-"""The operator's own Kubernetes API calls, and nothing else.
+"""What the runtime asks of the Kubernetes API, as a Protocol, and how a call fails.
 
-kopf makes the others: it logs in, watches the CoreClusters and their
-children (the indexes of handlers.py, from which reconciles read), keeps the
-peering object current and posts the events queued with ``kopf.event``.
-What is left is here: writing the children, the status and the peering
-object, and one read, :meth:`Kube.owner_exists`, which asks the API server
-rather than a watch that may lag.
-
-A missing child is *created* (POST), which the API server refuses with 409
-if any object holds the name, so the operator never merges into an object
-someone else made; the create's fields are then handed to the apply manager
-(:meth:`Kube.create`). A child that exists is written with server-side apply
-(field manager ``corescale``), forced: it is only called for objects whose
-controller ownerReference names this CoreCluster's uid (plan.split_ownership),
-so forcing takes back fields of the operator's own object that someone else
-changed (drift), never fields of an object it does not control.
+The reconcile, the child watches and the handlers depend on :class:`Kube`,
+never on a client library: :class:`~corescale.operator.runtime.apiclient.ApiKube`
+is the real one, and the unit tests hand the :class:`Reconciler` an in-memory
+fake that keeps objects in dicts, so every decision the reconcile takes on an
+API's answer (a name taken, a refusal, a timeout, an owner gone) is tested
+without a cluster.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
-
-import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
-
-from corescale.operator.api.names import API_VERSION, FIELD_MANAGER, KIND, PLURALS
-from corescale.operator.process import metrics
-
-log = logging.getLogger(__name__)
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 TRANSIENT = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Statuses worth retrying as they are: timeouts, conflicts, overload, server errors."""
@@ -70,298 +49,52 @@ class KubeError(Exception):
         return self.status == 403 and "being terminated" in self.message
 
 
-def _error(exc: Exception, doing: str) -> KubeError:
-    if isinstance(exc, ApiException):
-        try:
-            body = json.loads(exc.body or "{}")
-            message, reason = body.get("message") or exc.reason, str(body.get("reason") or "")
-        except (ValueError, AttributeError):
-            message, reason = exc.reason, ""
-        return KubeError(int(exc.status or 0), f"{doing}: {message}", reason)
-    return KubeError(0, f"{doing}: {exc.__class__.__name__}: {exc}")
-
-
-def _collection(body: Mapping[str, Any]) -> str:
-    api_version, kind = body["apiVersion"], body["kind"]
-    prefix = "/api" if "/" not in api_version else "/apis"
-    namespace = body["metadata"]["namespace"]
-    return f"{prefix}/{api_version}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}"
-
-
-def _path(body: Mapping[str, Any], subresource: str = "") -> str:
-    path = f"{_collection(body)}/{body['metadata']['name']}"
-    return f"{path}/{subresource}" if subresource else path
-
-
-def _as_applied(managed_fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A JSON patch that turns the create's managedFields entry into an apply entry.
-
-    A create records its fields under (corescale, Update); server-side apply
-    by corescale is another manager, (corescale, Apply), which could then
-    never remove a field it stops setting. The ``test`` operations make the
-    patch fail rather than edit an entry that changed meanwhile.
-    """
-    for index, entry in enumerate(managed_fields):
-        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Update":
-            path = f"/metadata/managedFields/{index}"
-            return [
-                {"op": "test", "path": f"{path}/manager", "value": FIELD_MANAGER},
-                {"op": "test", "path": f"{path}/operation", "value": "Update"},
-                {"op": "replace", "path": f"{path}/operation", "value": "Apply"},
-            ]
-    return []
-
-
-async def connect() -> client.ApiClient:
-    """An API client for the cluster the operator runs in, or KUBECONFIG's.
-
-    Called once at startup, never at import: importing the operator (tests,
-    the CLI's --help) must not need a cluster.
-    """
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config()
-    return client.ApiClient()
-
-
-class Kube:
-    """The operator's own calls: apply and delete children, write the status,
-    create the peering object, and check that a CoreCluster still exists."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self.api = api
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        doing: str,
-        *,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-        write: tuple[str, str] | None = None,
-    ) -> Any:
-        """One API call; ``write`` names (kind, verb) of a write, counted in the metrics."""
-        try:
-            result = await self.api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                response_types_map={200: "object", 201: "object", 202: "object"},
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-            )
-        except (ApiException, OSError, TimeoutError) as exc:
-            if write is not None:
-                metrics.api_write(*write, ok=False)
-            raise _error(exc, doing) from exc
-        if write is not None:
-            metrics.api_write(*write, ok=True)
-        return result
+class Kube(Protocol):
+    """The operator's own API calls (kopf makes the others: login, the CoreClusters'
+    watch, the peering keepalive)."""
 
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Create a child that must not exist yet; 409 (a KubeError) if any object has its name.
-
-        The fields are then handed to the apply manager (:func:`_as_applied`).
-        """
-        doing = f"create {body['kind']} {body['metadata']['name']}"
-        created: dict[str, Any] = await self._call(
-            "POST",
-            _collection(body),
-            doing,
-            body=dict(body),
-            query=[("fieldManager", FIELD_MANAGER)],
-            write=(body["kind"], "create"),
-        )
-        patch = _as_applied(created.get("metadata", {}).get("managedFields") or [])
-        if not patch:
-            return created
-        meta = created["metadata"]
-        target = {**body, "metadata": {"namespace": meta["namespace"], "name": meta["name"]}}
-        try:
-            adopted: dict[str, Any] = await self._call(
-                "PATCH",
-                _path(target),
-                f"hand the fields of {body['kind']} {meta['name']} to server-side apply",
-                body=patch,
-                content_type="application/json-patch+json",
-                write=(body["kind"], "patch"),
-            )
-        except KubeError as exc:
-            # Created all the same; the next apply shares the fields instead.
-            log.debug("%s/%s: %s", meta["namespace"], meta["name"], exc.message)
-            return created
-        return adopted
+        """Create a child that must not exist yet: 409 AlreadyExists if any object has its name."""
+        ...
 
     async def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``body`` as the ``corescale`` field manager, forcing conflicts.
-
-        Only for a child this CoreCluster controls (see the module's docstring).
-        """
-        result: dict[str, Any] = await self._call(
-            "PATCH",
-            _path(body),
-            f"apply {body['kind']} {body['metadata']['name']}",
-            body=dict(body),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            content_type="application/apply-patch+yaml",
-            write=(body["kind"], "apply"),
-        )
-        return result
+        """Server-side apply, forced, as the operator's field manager; the object written."""
+        ...
 
     async def delete(self, body: Mapping[str, Any]) -> None:
-        """Delete a child; one that is already gone counts as deleted.
-
-        The uid precondition makes the API server refuse (409) if the name
-        now belongs to another object than the one the operator saw.
-        """
-        options: dict[str, Any] = {"propagationPolicy": "Background"}
-        uid = body["metadata"].get("uid")
-        if uid:
-            options["preconditions"] = {"uid": uid}
-        try:
-            await self._call(
-                "DELETE",
-                _path(body),
-                f"delete {body['kind']} {body['metadata']['name']}",
-                body=options,
-                write=(body["kind"], "delete"),
-            )
-        except KubeError as exc:
-            if exc.status != 404:
-                raise
+        """Delete a child (uid precondition when known); one already gone counts as deleted."""
+        ...
 
     async def patch_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any] | None:
-        """Write the CoreCluster's status; returns the object, or None if it is gone."""
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"namespace": namespace, "name": name},
-        }
-        try:
-            written: dict[str, Any] = await self._call(
-                "PATCH",
-                _path(body, "status"),
-                f"update the status of {namespace}/{name}",
-                body={"status": dict(status)},
-                query=[("fieldManager", FIELD_MANAGER)],
-                content_type="application/merge-patch+json",
-                write=(KIND, "patch_status"),
-            )
-        except KubeError as exc:
-            if exc.status != 404:  # deleted meanwhile: nothing left to report on
-                raise
-            return None
-        return written
+        """Merge-patch a CoreCluster's status; the object written, None if it is gone."""
+        ...
 
     async def owner_exists(self, namespace: str, name: str, uid: str) -> bool:
-        """Whether this very CoreCluster (same uid) still exists in the API server."""
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"namespace": namespace, "name": name},
-        }
-        try:
-            found = await self._call("GET", _path(body), f"get {namespace}/{name}")
-        except KubeError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return bool(found.get("metadata", {}).get("uid") == uid)
+        """Whether this very CoreCluster (same uid) still exists, asked of the API server."""
+        ...
+
+    async def post_event(self, event: Mapping[str, Any]) -> None:
+        """Create one core/v1 Event (its namespace in its metadata)."""
+        ...
 
     async def ensure_peering(self, name: str, namespaces: tuple[str, ...]) -> None:
-        """Create the kopf peering object(s) if missing, so peering is never silently off.
-
-        Cluster-wide operators share one ClusterKopfPeering; namespaced ones
-        meet in a KopfPeering in every watched namespace.
-        """
-        base = "/apis/kopf.dev/v1"
-        targets = (
-            [(f"{base}/namespaces/{ns}/kopfpeerings", "KopfPeering", ns) for ns in namespaces]
-            if namespaces
-            else [(f"{base}/clusterkopfpeerings", "ClusterKopfPeering", None)]
-        )
-        for path, kind, namespace in targets:
-            metadata: dict[str, str] = {"name": name}
-            if namespace:
-                metadata["namespace"] = namespace
-            try:
-                await self._call(
-                    "POST",
-                    path,
-                    f"create {kind} {name}",
-                    body={"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": metadata},
-                    write=(kind, "create"),
-                )
-                log.info("created %s %s for peering", kind, name)
-            except KubeError as exc:
-                if exc.status != 409:  # 409: it exists already, which is the goal
-                    raise
+        """Create the kopf peering object(s) if missing."""
+        ...
 
     async def list_page(
         self, path: str, selector: str, limit: int, token: str = ""
     ) -> dict[str, Any]:
-        """One page of a list: a continue token in ``metadata.continue`` asks for the next."""
-        query = [("labelSelector", selector), ("limit", str(limit))]
-        if token:
-            query.append(("continue", token))
-        result: dict[str, Any] = await self._call("GET", path, f"listing {path}", query=query)
-        return result
+        """One page of a list; ``metadata.continue`` asks for the next."""
+        ...
 
-    async def watch(
+    def watch(
         self, path: str, selector: str, version: str, seconds: int
     ) -> AsyncIterator[dict[str, Any]]:
-        """The events of a watch from ``version``, one parsed object each, until the
-        server ends it after ``seconds``.
-
-        Read in chunks and split on newlines, not with readline: one event
-        can be larger than aiohttp's line limit.
-        """
-        doing = f"watching {path}"
-        query = [
-            ("labelSelector", selector),
-            ("watch", "true"),
-            ("resourceVersion", version),
-            ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", str(seconds)),
-        ]
-        timeout = aiohttp.ClientTimeout(sock_connect=30, sock_read=seconds + 30)
-        try:
-            response = await self.api.call_api(
-                path,
-                "GET",
-                query_params=query,
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
-        except (ApiException, OSError, TimeoutError) as exc:
-            raise _error(exc, doing) from exc
-        async with response:
-            if response.status != 200:
-                refused = ApiException(status=response.status, reason=response.reason)
-                refused.body = await response.text()
-                raise _error(refused, doing)
-            pending: list[bytes] = []  # the start of a line still arriving
-            try:
-                async for chunk in response.content.iter_any():
-                    *complete, rest = chunk.split(b"\n")
-                    if complete:
-                        complete[0] = b"".join([*pending, complete[0]])
-                        pending = []
-                    pending.append(rest)
-                    for line in complete:
-                        if line.strip():
-                            yield json.loads(line)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise _error(exc, doing) from exc
+        """The events of a watch from ``version`` until the server ends it."""
+        ...
 
     async def close(self) -> None:
-        await self.api.close()
+        """Release the connection pool."""
+        ...
